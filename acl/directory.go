@@ -1,0 +1,570 @@
+package acl
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketMeta    = []byte("acl.meta")
+	bucketUsers   = []byte("acl.users")
+	bucketNumbers = []byte("acl.numbers")
+	bucketTrunks  = []byte("acl.trunks")
+
+	keyRealm = []byte("realm")
+	keyPlan  = []byte("plan")
+)
+
+// ErrRealm: the requested realm differs from the one the stored password
+// digests were made for.
+var ErrRealm = errors.New("realm mismatch")
+
+// Directory is the persistent directory. Writers are serialised; readers use
+// Snapshot and never block.
+type Directory struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	mu   sync.Mutex // one change at a time
+	snap atomic.Pointer[Snapshot]
+}
+
+// Options for Open.
+type Options struct {
+	// Realm for the digest HA1 values. Empty: the stored realm, or for a new
+	// workspace the host name. A realm that differs from the stored one is
+	// refused (ErrRealm): every stored digest would stop matching.
+	Realm string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Open loads the directory from db, creating its buckets on first use.
+func Open(db *bolt.DB, opt Options) (*Directory, error) {
+	d := &Directory{db: db, now: opt.Now}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	s := newSnapshot()
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketUsers, bucketNumbers, bucketTrunks} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		stored := string(meta.Get(keyRealm))
+		switch {
+		case stored == "":
+			s.realm = opt.Realm
+			if s.realm == "" {
+				h, err := os.Hostname()
+				if err != nil || h == "" {
+					h = "partyline"
+				}
+				s.realm = h
+			}
+			if err := meta.Put(keyRealm, []byte(s.realm)); err != nil {
+				return err
+			}
+		case opt.Realm != "" && opt.Realm != stored:
+			return fmt.Errorf("%w: this workspace's realm is %q and its passwords are stored as digests for it; start without --realm or with --realm %s (a new realm needs every password set again)", ErrRealm, stored, stored)
+		default:
+			s.realm = stored
+		}
+		if p := meta.Get(keyPlan); p != nil {
+			if err := s.plan.UnmarshalText(p); err != nil {
+				return err
+			}
+		}
+		if err := loadAll(tx.Bucket(bucketUsers), s.users); err != nil {
+			return err
+		}
+		if err := loadAll(tx.Bucket(bucketNumbers), s.numbers); err != nil {
+			return err
+		}
+		if err := loadAll(tx.Bucket(bucketTrunks), s.trunks); err != nil {
+			return err
+		}
+		for _, t := range s.trunks {
+			t.compile()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.snap.Store(s)
+	return d, nil
+}
+
+func loadAll[T any](b *bolt.Bucket, into map[string]*T) error {
+	return b.ForEach(func(k, v []byte) error {
+		var rec T
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("directory record %q: %w", k, err)
+		}
+		into[string(k)] = &rec
+		return nil
+	})
+}
+
+// Snapshot returns the directory as of the last committed change.
+func (d *Directory) Snapshot() *Snapshot { return d.snap.Load() }
+
+// change is one change in progress: the next snapshot and the keys to write.
+type change struct {
+	cur, next *Snapshot
+	actor     Actor
+	now       time.Time
+	users     map[string]bool // name → written (false: deleted)
+	numbers   map[string]bool
+	trunks    map[string]bool
+	plan      bool
+}
+
+func (c *change) putUser(u *User)     { c.next.users[u.Name] = u; c.users[u.Name] = true }
+func (c *change) delUser(name string) { delete(c.next.users, name); c.users[name] = false }
+func (c *change) putNumber(n *Number) { c.next.numbers[n.E164] = n; c.numbers[n.E164] = true }
+func (c *change) delNumber(e string)  { delete(c.next.numbers, e); c.numbers[e] = false }
+func (c *change) putTrunk(t *Trunk)   { c.next.trunks[t.Name] = t; c.trunks[t.Name] = true }
+func (c *change) delTrunk(name string) {
+	delete(c.next.trunks, name)
+	c.trunks[name] = false
+}
+
+// update runs fn as actor as ("" = operator) on a copy of the directory;
+// when fn succeeds the changed records are written in one transaction and
+// the copy is published. When fn or the write fails nothing changes.
+func (d *Directory) update(as string, fn func(c *change) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur := d.snap.Load()
+	actor, err := cur.Actor(as)
+	if err != nil {
+		return err
+	}
+	c := &change{
+		cur: cur, next: cur.clone(), actor: actor, now: d.now().UTC(),
+		users: map[string]bool{}, numbers: map[string]bool{}, trunks: map[string]bool{},
+	}
+	if err := fn(c); err != nil {
+		return err
+	}
+	err = d.db.Update(func(tx *bolt.Tx) error {
+		if c.plan {
+			p, _ := c.next.plan.MarshalText()
+			if err := tx.Bucket(bucketMeta).Put(keyPlan, p); err != nil {
+				return err
+			}
+		}
+		if err := writeAll(tx.Bucket(bucketUsers), c.users, c.next.users); err != nil {
+			return err
+		}
+		if err := writeAll(tx.Bucket(bucketNumbers), c.numbers, c.next.numbers); err != nil {
+			return err
+		}
+		return writeAll(tx.Bucket(bucketTrunks), c.trunks, c.next.trunks)
+	})
+	if err != nil {
+		return fmt.Errorf("saving the directory: %w", err)
+	}
+	d.snap.Store(c.next)
+	return nil
+}
+
+func writeAll[T any](b *bolt.Bucket, dirty map[string]bool, recs map[string]*T) error {
+	for k, put := range dirty {
+		if !put {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := json.Marshal(recs[k])
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewUser is what AddUser needs.
+type NewUser struct {
+	Name     string
+	Password string
+	Role     Role // RoleNone means member
+	Email    string
+}
+
+// AddUser creates a user.
+func (d *Directory) AddUser(as string, nu NewUser) error {
+	if nu.Role == RoleNone {
+		nu.Role = RoleMember
+	}
+	if err := CheckName("user", nu.Name); err != nil {
+		return err
+	}
+	if err := CheckEmail(nu.Email); err != nil {
+		return err
+	}
+	if err := CheckPassword(nu.Password); err != nil {
+		return err
+	}
+	return d.update(as, func(c *change) error {
+		if err := Decide(c.actor, UserAdd, Target{Role: nu.Role}); err != nil {
+			return err
+		}
+		if _, ok := c.cur.users[nu.Name]; ok {
+			return fmt.Errorf("%w: user %q exists already: pick another name, or change it with \"partyline user set-role\" / \"user set-password\"", ErrExists, nu.Name)
+		}
+		realm := c.cur.realm
+		c.putUser(&User{
+			Name: nu.Name, Email: nu.Email, Role: nu.Role, Created: c.now,
+			HA1MD5: HA1MD5(nu.Name, realm, nu.Password), HA1SHA256: HA1SHA256(nu.Name, realm, nu.Password),
+		})
+		return nil
+	})
+}
+
+func (c *change) user(name string) (*User, error) {
+	u, ok := c.cur.users[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown user %q: see \"partyline user list\"", ErrNotFound, name)
+	}
+	return u, nil
+}
+
+func (c *change) number(e164 string) (*Number, error) {
+	e, err := NormalizeE164(e164)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := c.next.numbers[e]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", ErrNotFound, e)
+	}
+	return n, nil
+}
+
+// RemoveUser deletes a user and their memberships. A user who is the last
+// owner of a number, or of the workspace, cannot be removed.
+func (d *Directory) RemoveUser(as, name string) error {
+	return d.update(as, func(c *change) error {
+		u, err := c.user(name)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, UserRemove, Target{Role: u.Role}); err != nil {
+			return err
+		}
+		if u.Role == RoleOwner && c.cur.owners() == 1 {
+			return fmt.Errorf("%w: %s is the workspace's last owner: make another user owner first (\"partyline user set-role USER owner\")", ErrLastOwner, name)
+		}
+		var lastOf []string
+		for _, e := range c.cur.NumbersOf(name) {
+			n := c.cur.numbers[e]
+			if n.Role(name) == RoleOwner && n.owners() == 1 {
+				lastOf = append(lastOf, e)
+			}
+		}
+		if len(lastOf) > 0 {
+			return fmt.Errorf("%w: %s is the last owner of %s: give each another owner first (\"partyline number member set-role NUMBER USER owner\")", ErrLastOwner, name, strings.Join(lastOf, ", "))
+		}
+		for _, e := range c.cur.NumbersOf(name) {
+			n := *c.cur.numbers[e]
+			n.Members = slices.DeleteFunc(slices.Clone(n.Members), func(m Member) bool { return m.User == name })
+			c.putNumber(&n)
+		}
+		c.delUser(name)
+		return nil
+	})
+}
+
+// SetUserRole changes a user's workspace role.
+func (d *Directory) SetUserRole(as, name string, role Role) error {
+	if role == RoleNone {
+		return fmt.Errorf("%w: bad role: use owner, admin or member", ErrInvalid)
+	}
+	return d.update(as, func(c *change) error {
+		u, err := c.user(name)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, UserSetRole, Target{Role: u.Role, NewRole: role}); err != nil {
+			return err
+		}
+		if u.Role == role {
+			return nil
+		}
+		if u.Role == RoleOwner && c.cur.owners() == 1 {
+			return fmt.Errorf("%w: %s is the workspace's last owner: make another user owner first", ErrLastOwner, name)
+		}
+		nu := *u
+		nu.Role = role
+		c.putUser(&nu)
+		return nil
+	})
+}
+
+// SetPassword replaces a user's password digests.
+func (d *Directory) SetPassword(as, name, password string) error {
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	return d.update(as, func(c *change) error {
+		u, err := c.user(name)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, UserSetPassword, Target{Role: u.Role, Self: c.actor.Name == name}); err != nil {
+			return err
+		}
+		nu := *u
+		nu.HA1MD5 = HA1MD5(name, c.cur.realm, password)
+		nu.HA1SHA256 = HA1SHA256(name, c.cur.realm, password)
+		c.putUser(&nu)
+		return nil
+	})
+}
+
+// SetPlan changes the workspace plan. Moving to a plan whose user limit a
+// number exceeds is refused, naming those numbers.
+func (d *Directory) SetPlan(as string, p Plan) error {
+	return d.update(as, func(c *change) error {
+		if err := Decide(c.actor, PlanSet, Target{}); err != nil {
+			return err
+		}
+		limit := p.MaxUsersPerNumber()
+		var over []string
+		for _, n := range c.cur.Numbers() {
+			if len(n.Members) > limit {
+				over = append(over, fmt.Sprintf("%s (%d users)", n.E164, len(n.Members)))
+			}
+		}
+		if len(over) > 0 {
+			return fmt.Errorf("%w: the %s plan allows %d users per number and %s more: remove members first (\"partyline number member remove NUMBER USER\")", ErrPlanLimit, p, limit, strings.Join(over, ", ")+map[bool]string{true: " has", false: " have"}[len(over) == 1])
+		}
+		c.next.plan = p
+		c.plan = true
+		return nil
+	})
+}
+
+// AddNumber adds a shared number and returns its E.164 form.
+func (d *Directory) AddNumber(as, number, name string) (string, error) {
+	e, err := NormalizeE164(number)
+	if err != nil {
+		return "", err
+	}
+	if err := checkDisplayName(name); err != nil {
+		return "", err
+	}
+	return e, d.update(as, func(c *change) error {
+		if err := Decide(c.actor, NumberAdd, Target{}); err != nil {
+			return err
+		}
+		if _, ok := c.cur.numbers[e]; ok {
+			return fmt.Errorf("%w: number %s exists already: see \"partyline number show %s\"", ErrExists, e, e)
+		}
+		c.putNumber(&Number{E164: e, Name: name, Members: []Member{}, Created: c.now})
+		return nil
+	})
+}
+
+func checkDisplayName(s string) error {
+	if len(s) > 128 || strings.ContainsAny(s, "\r\n\x00\"") {
+		return fmt.Errorf("%w: bad name %q: at most 128 characters, no quotes or line breaks", ErrInvalid, s)
+	}
+	return nil
+}
+
+// RemoveNumber deletes a number and its memberships.
+func (d *Directory) RemoveNumber(as, number string) error {
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, NumberRemove, Target{}); err != nil {
+			return err
+		}
+		c.delNumber(n.E164)
+		return nil
+	})
+}
+
+// SetNumberName changes a number's display name (a number setting).
+func (d *Directory) SetNumberName(as, number, name string) error {
+	if err := checkDisplayName(name); err != nil {
+		return err
+	}
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
+			return err
+		}
+		nn := *n
+		nn.Name = name
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
+// AddMember adds a user to a number (as member when role is RoleNone).
+func (d *Directory) AddMember(as, number, user string, role Role) error {
+	if role == RoleNone {
+		role = RoleMember
+	}
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if _, err := c.user(user); err != nil {
+			return err
+		}
+		if err := Decide(c.actor, MemberAdd, Target{NumberRole: n.Role(c.actor.Name), NewRole: role}); err != nil {
+			return err
+		}
+		if r := n.Role(user); r != RoleNone {
+			return fmt.Errorf("%w: %s is already a %s of %s: change the role with \"partyline number member set-role %s %s ROLE\"", ErrExists, user, r, n.E164, n.E164, user)
+		}
+		p := c.cur.plan
+		if limit := p.MaxUsersPerNumber(); len(n.Members) >= limit {
+			fix := "upgrade with \"partyline plan set business\" or remove a member"
+			if p == PlanBusiness {
+				fix = "remove a member"
+			}
+			return fmt.Errorf("%w: %s already has %d users, the most the %s plan allows per number: %s (\"partyline number member remove %s USER\")", ErrPlanLimit, n.E164, len(n.Members), p, fix, n.E164)
+		}
+		nn := *n
+		nn.Members = append(slices.Clone(n.Members), Member{User: user, Role: role, Added: c.now})
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
+// RemoveMember removes a user from a number; the last owner stays.
+func (d *Directory) RemoveMember(as, number, user string) error {
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, MemberRemove, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
+			return err
+		}
+		r := n.Role(user)
+		if r == RoleNone {
+			return fmt.Errorf("%w: %s is not a member of %s: see \"partyline number show %s\"", ErrNotFound, user, n.E164, n.E164)
+		}
+		if r == RoleOwner && n.owners() == 1 {
+			return fmt.Errorf("%w: %s is the last owner of %s: make another member owner first (\"partyline number member set-role %s USER owner\")", ErrLastOwner, user, n.E164, n.E164)
+		}
+		nn := *n
+		nn.Members = slices.DeleteFunc(slices.Clone(n.Members), func(m Member) bool { return m.User == user })
+		c.putNumber(&nn)
+		if u := c.cur.users[user]; u != nil && u.DefaultNumber == n.E164 {
+			nu := *u
+			nu.DefaultNumber = ""
+			c.putUser(&nu)
+		}
+		return nil
+	})
+}
+
+// SetMemberRole changes a member's role on a number; the last owner stays.
+func (d *Directory) SetMemberRole(as, number, user string, role Role) error {
+	if role == RoleNone {
+		return fmt.Errorf("%w: bad role: use owner, admin or member", ErrInvalid)
+	}
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, MemberSetRole, Target{NumberRole: n.Role(c.actor.Name), NewRole: role}); err != nil {
+			return err
+		}
+		r := n.Role(user)
+		if r == RoleNone {
+			return fmt.Errorf("%w: %s is not a member of %s: add them with \"partyline number member add %s %s\"", ErrNotFound, user, n.E164, n.E164, user)
+		}
+		if r == role {
+			return nil
+		}
+		if r == RoleOwner && n.owners() == 1 {
+			return fmt.Errorf("%w: %s is the last owner of %s: make another member owner first", ErrLastOwner, user, n.E164)
+		}
+		nn := *n
+		nn.Members = slices.Clone(n.Members)
+		for i := range nn.Members {
+			if nn.Members[i].User == user {
+				nn.Members[i].Role = role
+			}
+		}
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
+// AddTrunk adds a carrier trunk.
+func (d *Directory) AddTrunk(as, name, address string, allow []string) error {
+	if err := CheckName("trunk", name); err != nil {
+		return err
+	}
+	if err := CheckHostPort(address); err != nil {
+		return err
+	}
+	t := &Trunk{Name: name, Address: address, Allow: []string{}}
+	for _, a := range allow {
+		canon, err := ParseAllow(a)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(t.Allow, canon) {
+			t.Allow = append(t.Allow, canon)
+		}
+	}
+	t.compile()
+	return d.update(as, func(c *change) error {
+		if err := Decide(c.actor, TrunkAdd, Target{}); err != nil {
+			return err
+		}
+		if _, ok := c.cur.trunks[name]; ok {
+			return fmt.Errorf("%w: trunk %q exists already: remove it first (\"partyline trunk remove %s\")", ErrExists, name, name)
+		}
+		c.putTrunk(t)
+		return nil
+	})
+}
+
+// RemoveTrunk deletes a trunk.
+func (d *Directory) RemoveTrunk(as, name string) error {
+	return d.update(as, func(c *change) error {
+		if err := Decide(c.actor, TrunkRemove, Target{}); err != nil {
+			return err
+		}
+		if _, ok := c.cur.trunks[name]; !ok {
+			return fmt.Errorf("%w: unknown trunk %q: see \"partyline trunk list\"", ErrNotFound, name)
+		}
+		c.delTrunk(name)
+		return nil
+	})
+}

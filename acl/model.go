@@ -1,0 +1,68 @@
+package acl
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// User is one person of the workspace. It holds no password: only the
+// digest HA1 values for the workspace realm.
+type User struct {
+	Name          string    `json:"name"`
+	Email         string    `json:"email,omitempty"`
+	Role          Role      `json:"role"`
+	HA1MD5        string    `json:"ha1_md5"`
+	HA1SHA256     string    `json:"ha1_sha256"`
+	DefaultNumber string    `json:"default_number,omitempty"`
+	Created       time.Time `json:"created"`
+}
+
+// Number is a shared phone number and its members, in the order they joined
+// (the default call flow rings them in that order).
+type Number struct {
+	E164    string    `json:"e164"`
+	Name    string    `json:"name,omitempty"`
+	Members []Member  `json:"members"`
+	Created time.Time `json:"created"`
+}
+
+// Member is one user's membership of a number.
+type Member struct {
+	User  string    `json:"user"`
+	Role  Role      `json:"role"`
+	Added time.Time `json:"added"`
+}
+
+// Role returns the user's role on the number, RoleNone for a non-member.
+func (n *Number) Role(user string) Role {
+	for i := range n.Members {
+		if n.Members[i].User == user {
+			return n.Members[i].Role
+		}
+	}
+	return RoleNone
+}
+
+func (n *Number) owners() int {
+	c := 0
+	for i := range n.Members {
+		if n.Members[i].Role == RoleOwner {
+			c++
+		}
+	}
+	return c
+}
+
+// HA1MD5 is the RFC 2617 HA1 of a password: hex MD5 of "user:realm:password".
+func HA1MD5(user, realm, password string) string {
+	h := md5.Sum([]byte(user + ":" + realm + ":" + password))
+	return hex.EncodeToString(h[:])
+}
+
+// HA1SHA256 is the RFC 7616/8760 HA1 with SHA-256.
+func HA1SHA256(user, realm, password string) string {
+	h := sha256.Sum256([]byte(user + ":" + realm + ":" + password))
+	return hex.EncodeToString(h[:])
+}
