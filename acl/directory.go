@@ -228,7 +228,7 @@ func (d *Directory) AddUser(as string, nu NewUser) error {
 			return err
 		}
 		if _, ok := c.cur.users[nu.Name]; ok {
-			return fmt.Errorf("%w: user %q exists already: pick another name, or change it with \"partyline user set-role\" / \"user set-password\"", ErrExists, nu.Name)
+			return fmt.Errorf("%w: user %q: pick another name, or change it with \"partyline user set-role\" / \"user set-password\"", ErrExists, nu.Name)
 		}
 		realm := c.cur.realm
 		c.putUser(&User{
@@ -377,7 +377,7 @@ func (d *Directory) AddNumber(as, number, name string) (string, error) {
 			return err
 		}
 		if _, ok := c.cur.numbers[e]; ok {
-			return fmt.Errorf("%w: number %s exists already: see \"partyline number show %s\"", ErrExists, e, e)
+			return fmt.Errorf("%w: number %s: see \"partyline number show %s\"", ErrExists, e, e)
 		}
 		c.putNumber(&Number{E164: e, Name: name, Members: []Member{}, Created: c.now})
 		return nil
@@ -548,7 +548,7 @@ func (d *Directory) AddTrunk(as, name, address string, allow []string) error {
 			return err
 		}
 		if _, ok := c.cur.trunks[name]; ok {
-			return fmt.Errorf("%w: trunk %q exists already: remove it first (\"partyline trunk remove %s\")", ErrExists, name, name)
+			return fmt.Errorf("%w: trunk %q: remove it first (\"partyline trunk remove %s\")", ErrExists, name, name)
 		}
 		c.putTrunk(t)
 		return nil

@@ -1,0 +1,361 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/partyline/partyline/acl"
+)
+
+// opFunc runs one operation for the acting user as ("" = operator).
+type opFunc func(ctx context.Context, s *Service, as string, args json.RawMessage) (any, error)
+
+// Operation names: one per CLI command.
+const (
+	OpUserAdd         = "user.add"
+	OpUserList        = "user.list"
+	OpUserRemove      = "user.remove"
+	OpUserSetRole     = "user.set-role"
+	OpUserSetPassword = "user.set-password"
+	OpPlanShow        = "plan.show"
+	OpPlanSet         = "plan.set"
+	OpNumberAdd       = "number.add"
+	OpNumberList      = "number.list"
+	OpNumberShow      = "number.show"
+	OpNumberSet       = "number.set"
+	OpNumberRemove    = "number.remove"
+	OpMemberAdd       = "number.member.add"
+	OpMemberRemove    = "number.member.remove"
+	OpMemberSetRole   = "number.member.set-role"
+	OpTrunkAdd        = "trunk.add"
+	OpTrunkList       = "trunk.list"
+	OpTrunkRemove     = "trunk.remove"
+)
+
+// Arguments of the operations.
+type (
+	UserArgs struct {
+		Name     string `json:"name"`
+		Password string `json:"password,omitempty"`
+		Role     string `json:"role,omitempty"`
+		Email    string `json:"email,omitempty"`
+	}
+	PlanArgs struct {
+		Plan string `json:"plan"`
+	}
+	NumberArgs struct {
+		Number string  `json:"number"`
+		Name   *string `json:"name,omitempty"`
+	}
+	MemberArgs struct {
+		Number string `json:"number"`
+		User   string `json:"user"`
+		Role   string `json:"role,omitempty"`
+	}
+	TrunkArgs struct {
+		Name    string   `json:"name"`
+		Address string   `json:"address,omitempty"`
+		Allow   []string `json:"allow,omitempty"`
+	}
+)
+
+// Results of the operations, as the CLI prints them with -o json.
+type (
+	UserView struct {
+		Name    string   `json:"name"`
+		Email   string   `json:"email,omitempty"`
+		Role    string   `json:"role"`
+		Numbers []string `json:"numbers"`
+	}
+	PlanView struct {
+		Plan              string `json:"plan"`
+		MaxUsersPerNumber int    `json:"max_users_per_number"`
+		RingCap           int    `json:"ring_cap"`
+	}
+	MemberView struct {
+		User  string    `json:"user"`
+		Role  string    `json:"role"`
+		Added time.Time `json:"added"`
+	}
+	NumberView struct {
+		Number   string       `json:"number"`
+		Name     string       `json:"name"`
+		Users    int          `json:"users"`
+		MaxUsers int          `json:"max_users"`
+		Members  []MemberView `json:"members"`
+	}
+	TrunkView struct {
+		Name    string   `json:"name"`
+		Address string   `json:"address"`
+		Allow   []string `json:"allow"`
+	}
+	// Done answers an operation that removes something.
+	Done struct {
+		Done string `json:"done"`
+	}
+)
+
+var ops = map[string]opFunc{
+	OpUserAdd: typed(func(ctx context.Context, s *Service, as string, a UserArgs) (any, error) {
+		role := acl.RoleMember
+		if a.Role != "" {
+			r, err := acl.ParseRole(a.Role)
+			if err != nil {
+				return nil, err
+			}
+			role = r
+		}
+		if err := s.dir.AddUser(as, acl.NewUser{Name: a.Name, Password: a.Password, Role: role, Email: a.Email}); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpUserAdd, "target", a.Name, "role", role.String())
+		return userView(s.dir.Snapshot(), a.Name), nil
+	}),
+	OpUserList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		if err := acl.Decide(actor, acl.UserList, acl.Target{}); err != nil {
+			return nil, err
+		}
+		out := []UserView{}
+		for _, u := range snap.Users() {
+			v := userView(snap, u.Name)
+			// Memberships show only for numbers the actor may see.
+			v.Numbers = slices.DeleteFunc(v.Numbers, func(e string) bool {
+				return acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: snap.MemberRole(e, actor.Name)}) != nil
+			})
+			out = append(out, v)
+		}
+		return out, nil
+	}),
+	OpUserRemove: typed(func(ctx context.Context, s *Service, as string, a UserArgs) (any, error) {
+		if err := s.dir.RemoveUser(as, a.Name); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpUserRemove, "target", a.Name)
+		return Done{"removed user " + a.Name}, nil
+	}),
+	OpUserSetRole: typed(func(ctx context.Context, s *Service, as string, a UserArgs) (any, error) {
+		r, err := acl.ParseRole(a.Role)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.dir.SetUserRole(as, a.Name, r); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpUserSetRole, "target", a.Name, "role", r.String())
+		return userView(s.dir.Snapshot(), a.Name), nil
+	}),
+	OpUserSetPassword: typed(func(ctx context.Context, s *Service, as string, a UserArgs) (any, error) {
+		if err := s.dir.SetPassword(as, a.Name, a.Password); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpUserSetPassword, "target", a.Name)
+		return Done{"changed the password of " + a.Name}, nil
+	}),
+	OpPlanShow: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		if err := acl.Decide(actor, acl.PlanShow, acl.Target{}); err != nil {
+			return nil, err
+		}
+		return planView(snap.Plan()), nil
+	}),
+	OpPlanSet: typed(func(ctx context.Context, s *Service, as string, a PlanArgs) (any, error) {
+		p, err := acl.ParsePlan(a.Plan)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.dir.SetPlan(as, p); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpPlanSet, "plan", p.String())
+		return planView(p), nil
+	}),
+	OpNumberAdd: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
+		name := ""
+		if a.Name != nil {
+			name = *a.Name
+		}
+		e, err := s.dir.AddNumber(as, a.Number, name)
+		if err != nil {
+			return nil, err
+		}
+		s.changed(as, OpNumberAdd, "number", e)
+		return numberView(s.dir.Snapshot(), e), nil
+	}),
+	OpNumberList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		out := []NumberView{}
+		for _, n := range snap.Numbers() {
+			if acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}) == nil {
+				out = append(out, numberView(snap, n.E164))
+			}
+		}
+		return out, nil
+	}),
+	OpNumberShow: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		e, err := acl.NormalizeE164(a.Number)
+		if err != nil {
+			return nil, err
+		}
+		n, ok := snap.Number(e)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
+		}
+		if err := acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
+			return nil, err
+		}
+		return numberView(snap, e), nil
+	}),
+	OpNumberSet: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
+		if a.Name == nil {
+			return nil, fmt.Errorf("%w: nothing to change: give --name TEXT", acl.ErrInvalid)
+		}
+		if err := s.dir.SetNumberName(as, a.Number, *a.Name); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpNumberSet, "number", e)
+		return numberView(s.dir.Snapshot(), e), nil
+	}),
+	OpNumberRemove: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
+		if err := s.dir.RemoveNumber(as, a.Number); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpNumberRemove, "number", e)
+		return Done{"removed number " + e}, nil
+	}),
+	OpMemberAdd: typed(func(ctx context.Context, s *Service, as string, a MemberArgs) (any, error) {
+		role := acl.RoleMember
+		if a.Role != "" {
+			r, err := acl.ParseRole(a.Role)
+			if err != nil {
+				return nil, err
+			}
+			role = r
+		}
+		return s.memberChange(as, OpMemberAdd, a, role, s.dir.AddMember)
+	}),
+	OpMemberRemove: typed(func(ctx context.Context, s *Service, as string, a MemberArgs) (any, error) {
+		if err := s.dir.RemoveMember(as, a.Number, a.User); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpMemberRemove, "number", e, "target", a.User)
+		return Done{"removed " + a.User + " from " + e}, nil
+	}),
+	OpMemberSetRole: typed(func(ctx context.Context, s *Service, as string, a MemberArgs) (any, error) {
+		r, err := acl.ParseRole(a.Role)
+		if err != nil {
+			return nil, err
+		}
+		return s.memberChange(as, OpMemberSetRole, a, r, s.dir.SetMemberRole)
+	}),
+	OpTrunkAdd: typed(func(ctx context.Context, s *Service, as string, a TrunkArgs) (any, error) {
+		if err := s.dir.AddTrunk(as, a.Name, a.Address, a.Allow); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpTrunkAdd, "trunk", a.Name)
+		t, _ := s.dir.Snapshot().Trunk(a.Name)
+		return trunkView(t), nil
+	}),
+	OpTrunkList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		if err := acl.Decide(actor, acl.TrunkList, acl.Target{}); err != nil {
+			return nil, err
+		}
+		out := []TrunkView{}
+		for _, t := range snap.Trunks() {
+			out = append(out, trunkView(t))
+		}
+		return out, nil
+	}),
+	OpTrunkRemove: typed(func(ctx context.Context, s *Service, as string, a TrunkArgs) (any, error) {
+		if err := s.dir.RemoveTrunk(as, a.Name); err != nil {
+			return nil, err
+		}
+		s.changed(as, OpTrunkRemove, "trunk", a.Name)
+		return Done{"removed trunk " + a.Name}, nil
+	}),
+}
+
+// typed decodes the arguments strictly (unknown fields are an error).
+func typed[A any](f func(ctx context.Context, s *Service, as string, a A) (any, error)) opFunc {
+	return func(ctx context.Context, s *Service, as string, raw json.RawMessage) (any, error) {
+		var a A
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("%w: bad arguments: %v", acl.ErrInvalid, err)
+			}
+		}
+		return f(ctx, s, as, a)
+	}
+}
+
+func (s *Service) memberChange(as, op string, a MemberArgs, role acl.Role, f func(as, number, user string, role acl.Role) error) (any, error) {
+	if err := f(as, a.Number, a.User, role); err != nil {
+		return nil, err
+	}
+	e, _ := acl.NormalizeE164(a.Number)
+	s.changed(as, op, "number", e, "target", a.User, "role", role.String())
+	return numberView(s.dir.Snapshot(), e), nil
+}
+
+// changed logs a committed change for operators; never a password.
+func (s *Service) changed(as, op string, kv ...any) {
+	actor := as
+	if actor == "" {
+		actor = "operator"
+	}
+	s.log.Info("admin", append([]any{"op", op, "user", actor}, kv...)...)
+}
+
+func userView(snap *acl.Snapshot, name string) UserView {
+	u, _ := snap.User(name)
+	nums := snap.NumbersOf(name)
+	if nums == nil {
+		nums = []string{}
+	}
+	return UserView{Name: u.Name, Email: u.Email, Role: u.Role.String(), Numbers: nums}
+}
+
+func planView(p acl.Plan) PlanView {
+	return PlanView{Plan: p.String(), MaxUsersPerNumber: p.MaxUsersPerNumber(), RingCap: acl.RingCap}
+}
+
+func numberView(snap *acl.Snapshot, e164 string) NumberView {
+	n, _ := snap.Number(e164)
+	v := NumberView{Number: n.E164, Name: n.Name, Users: len(n.Members), MaxUsers: snap.Plan().MaxUsersPerNumber(), Members: []MemberView{}}
+	for _, m := range n.Members {
+		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added})
+	}
+	return v
+}
+
+func trunkView(t acl.Trunk) TrunkView {
+	return TrunkView{Name: t.Name, Address: t.Address, Allow: append([]string{}, t.Allow...)}
+}

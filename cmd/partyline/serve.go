@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/partyline/partyline/admin"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var realm string
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "serve [--realm REALM] [--demo]",
+		Short: "Run the server on the data directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			cfg := g.config()
+			cfg.Realm = realm
+			cfg.LockTimeout = 10 * time.Second
+			svc, err := admin.Open(cfg, log)
+			if err != nil {
+				return failure{err}
+			}
+			defer svc.Close()
+			if demo {
+				d, seeded, err := svc.SeedDemo()
+				if err != nil {
+					return failure{fmt.Errorf("seeding the demo: %w", err)}
+				}
+				if seeded {
+					fmt.Fprint(cmd.OutOrStdout(), d.String())
+					fmt.Fprint(cmd.OutOrStdout(), demoHowTo(d))
+				} else {
+					log.Warn("demo not seeded: the workspace is not empty", "data", svc.Config().DataDir)
+				}
+			}
+			ln, err := svc.Listen()
+			if err != nil {
+				return failure{err}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			log.Info("partyline ready", "data", svc.Config().DataDir, "admin", svc.Config().SocketPath(), "realm", svc.Directory().Snapshot().Realm())
+			if err := svc.Serve(ctx, ln); err != nil {
+				return failure{err}
+			}
+			log.Info("partyline stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&realm, "realm", "", "digest realm (default: the stored realm, or the host name for a new workspace)")
+	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
+	return cmd
+}
+
+func demoHowTo(d admin.Demo) string {
+	alice := d.Users[1]
+	return fmt.Sprintf(`
+Register a phone as alice (SIP server 127.0.0.1:5060, user alice, password %s, realm %s):
+  sipsak -U -i -C sip:alice@127.0.0.1:5070 -s sip:alice@127.0.0.1:5060 -u alice -a %s -x 600 -H 127.0.0.1
+Call the shared number the way the carrier would, from the trusted trunk address 127.0.0.1:5080:
+  sipp -sn uac -s %s 127.0.0.1:5060 -p 5080 -i 127.0.0.1 -mi 127.0.0.1 -m 1
+Manage the workspace while the server runs, e.g.:
+  partyline number show %s
+`, alice.Password, d.Realm, alice.Password, d.Number[1:], d.Number)
+}
