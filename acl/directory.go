@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -567,4 +568,26 @@ func (d *Directory) RemoveTrunk(as, name string) error {
 		c.delTrunk(name)
 		return nil
 	})
+}
+
+// Realm is the digest realm of the workspace.
+func (d *Directory) Realm() string { return d.Snapshot().Realm() }
+
+// UserHA1 returns the user's digest HA1 for the realm: SHA-256 when sha256
+// is set, else MD5. ok is false for an unknown user.
+func (d *Directory) UserHA1(user string, sha256 bool) (ha1 string, ok bool) {
+	u, ok := d.Snapshot().users[user]
+	if !ok {
+		return "", false
+	}
+	if sha256 {
+		return u.HA1SHA256, true
+	}
+	return u.HA1MD5, true
+}
+
+// TrustedTrunk names the trunk whose allow list trusts src.
+func (d *Directory) TrustedTrunk(src netip.AddrPort) (string, bool) {
+	t, ok := d.Snapshot().TrunkFor(src)
+	return t.Name, ok
 }

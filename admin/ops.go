@@ -33,6 +33,7 @@ const (
 	OpTrunkAdd        = "trunk.add"
 	OpTrunkList       = "trunk.list"
 	OpTrunkRemove     = "trunk.remove"
+	OpRegistrations   = "registrations.list"
 )
 
 // Arguments of the operations.
@@ -76,9 +77,22 @@ type (
 		RingCap           int    `json:"ring_cap"`
 	}
 	MemberView struct {
-		User  string    `json:"user"`
-		Role  string    `json:"role"`
-		Added time.Time `json:"added"`
+		User    string         `json:"user"`
+		Role    string         `json:"role"`
+		Added   time.Time      `json:"added"`
+		Devices []Registration `json:"devices"`
+	}
+	// Registration is one registered device.
+	Registration struct {
+		User      string    `json:"user"`
+		Contact   string    `json:"contact"`
+		Source    string    `json:"source"`
+		Transport string    `json:"transport"`
+		UserAgent string    `json:"user_agent"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	RegistrationArgs struct {
+		User string `json:"user,omitempty"`
 	}
 	NumberView struct {
 		Number   string       `json:"number"`
@@ -191,7 +205,7 @@ var ops = map[string]opFunc{
 			return nil, err
 		}
 		s.changed(as, OpNumberAdd, "number", e)
-		return numberView(s.dir.Snapshot(), e), nil
+		return s.numberView(s.dir.Snapshot(), e), nil
 	}),
 	OpNumberList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
 		snap := s.dir.Snapshot()
@@ -202,7 +216,7 @@ var ops = map[string]opFunc{
 		out := []NumberView{}
 		for _, n := range snap.Numbers() {
 			if acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}) == nil {
-				out = append(out, numberView(snap, n.E164))
+				out = append(out, s.numberView(snap, n.E164))
 			}
 		}
 		return out, nil
@@ -224,7 +238,7 @@ var ops = map[string]opFunc{
 		if err := acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
 			return nil, err
 		}
-		return numberView(snap, e), nil
+		return s.numberView(snap, e), nil
 	}),
 	OpNumberSet: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
 		if a.Name == nil {
@@ -235,7 +249,7 @@ var ops = map[string]opFunc{
 		}
 		e, _ := acl.NormalizeE164(a.Number)
 		s.changed(as, OpNumberSet, "number", e)
-		return numberView(s.dir.Snapshot(), e), nil
+		return s.numberView(s.dir.Snapshot(), e), nil
 	}),
 	OpNumberRemove: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
 		if err := s.dir.RemoveNumber(as, a.Number); err != nil {
@@ -294,6 +308,33 @@ var ops = map[string]opFunc{
 		}
 		return out, nil
 	}),
+	OpRegistrations: typed(func(ctx context.Context, s *Service, as string, a RegistrationArgs) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		if a.User != "" {
+			if _, ok := snap.User(a.User); !ok {
+				return nil, fmt.Errorf("%w: unknown user %q: see \"partyline user list\"", acl.ErrNotFound, a.User)
+			}
+		}
+		// Owners and admins see every device; others see their own.
+		manager := actor.Operator || actor.Role == acl.RoleOwner || actor.Role == acl.RoleAdmin
+		if !manager && a.User != "" && a.User != actor.Name {
+			return nil, fmt.Errorf("%w: %s (workspace %s) may see only their own devices: only workspace owners and admins see everyone's", acl.ErrForbidden, actor.Name, actor.Role)
+		}
+		if !manager {
+			a.User = actor.Name
+		}
+		out := []Registration{}
+		for _, u := range snap.Users() {
+			if a.User == "" || a.User == u.Name {
+				out = append(out, s.registrations(u.Name)...)
+			}
+		}
+		return out, nil
+	}),
 	OpTrunkRemove: typed(func(ctx context.Context, s *Service, as string, a TrunkArgs) (any, error) {
 		if err := s.dir.RemoveTrunk(as, a.Name); err != nil {
 			return nil, err
@@ -322,7 +363,7 @@ func (s *Service) memberChange(as, op string, a MemberArgs, role acl.Role, f fun
 	}
 	e, _ := acl.NormalizeE164(a.Number)
 	s.changed(as, op, "number", e, "target", a.User, "role", role.String())
-	return numberView(s.dir.Snapshot(), e), nil
+	return s.numberView(s.dir.Snapshot(), e), nil
 }
 
 // changed logs a committed change for operators; never a password.
@@ -347,15 +388,23 @@ func planView(p acl.Plan) PlanView {
 	return PlanView{Plan: p.String(), MaxUsersPerNumber: p.MaxUsersPerNumber(), RingCap: acl.RingCap}
 }
 
-func numberView(snap *acl.Snapshot, e164 string) NumberView {
+func (s *Service) numberView(snap *acl.Snapshot, e164 string) NumberView {
 	n, _ := snap.Number(e164)
 	v := NumberView{Number: n.E164, Name: n.Name, Users: len(n.Members), MaxUsers: snap.Plan().MaxUsersPerNumber(), Members: []MemberView{}}
 	for _, m := range n.Members {
-		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added})
+		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added, Devices: s.registrations(m.User)})
 	}
 	return v
 }
 
 func trunkView(t acl.Trunk) TrunkView {
 	return TrunkView{Name: t.Name, Address: t.Address, Allow: append([]string{}, t.Allow...)}
+}
+
+func (s *Service) registrations(user string) []Registration {
+	out := []Registration{}
+	for _, b := range s.loc.Lookup(user) {
+		out = append(out, Registration{User: b.User, Contact: b.Contact, Source: b.Source, Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: b.Expires.UTC()})
+	}
+	return out
 }

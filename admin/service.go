@@ -12,6 +12,7 @@ import (
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/config"
+	"github.com/partyline/partyline/location"
 )
 
 // ErrBusy: another process holds the data directory.
@@ -22,6 +23,7 @@ type Service struct {
 	cfg config.Config
 	db  *bolt.DB
 	dir *acl.Directory
+	loc *location.Store
 	log *slog.Logger
 }
 
@@ -50,11 +52,19 @@ func Open(cfg config.Config, log *slog.Logger) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Service{cfg: cfg, db: db, dir: dir, log: log}, nil
+	loc, err := location.Open(db, location.Options{})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, log: log}, nil
 }
 
 // Directory is the live directory the server routes with.
 func (s *Service) Directory() *acl.Directory { return s.dir }
+
+// Location is the registrar's location store.
+func (s *Service) Location() *location.Store { return s.loc }
 
 // DB is the workspace's bbolt file, for the other stores that share it.
 func (s *Service) DB() *bolt.DB { return s.db }

@@ -89,7 +89,7 @@ type server struct {
 // startServer runs serve on dir and waits for its ready line.
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--data", dir, "serve"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"--data", dir, "serve", "--sip", "127.0.0.1:0"}, args...)...)
 	s := &server{cmd: cmd, stdout: filepath.Join(t.TempDir(), "stdout"), more: make(chan struct{}, 1), exited: make(chan struct{})}
 	f, err := os.Create(s.stdout)
 	if err != nil {

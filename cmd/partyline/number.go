@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -118,7 +119,15 @@ func showNumber(w io.Writer, v admin.NumberView) {
 	fmt.Fprintf(w, "number  %s\nname    %s\nusers   %d of %d\n\n", v.Number, orDash(v.Name), v.Users, v.MaxUsers)
 	rows := [][]string{}
 	for _, m := range v.Members {
-		rows = append(rows, []string{m.User, m.Role, m.Added.Format("2006-01-02 15:04")})
+		devices := "none registered"
+		if len(m.Devices) > 0 {
+			var ds []string
+			for _, d := range m.Devices {
+				ds = append(ds, d.Transport+" "+d.Source)
+			}
+			devices = strings.Join(ds, ", ")
+		}
+		rows = append(rows, []string{m.User, m.Role, m.Added.Format("2006-01-02 15:04"), devices})
 	}
-	table(w, "MEMBER\tROLE\tADDED", rows)
+	table(w, "MEMBER\tROLE\tADDED\tDEVICES", rows)
 }

@@ -2,29 +2,34 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/partyline/partyline/admin"
+	"github.com/partyline/partyline/sip"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
 	var realm string
 	var demo bool
+	var listen []string
 	cmd := &cobra.Command{
-		Use:   "serve [--realm REALM] [--demo]",
+		Use:   "serve [--sip ADDR]... [--realm REALM] [--demo]",
 		Short: "Run the server on the data directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			cfg := g.config()
 			cfg.Realm = realm
+			cfg.SIP = listen
 			cfg.LockTimeout = 10 * time.Second
 			svc, err := admin.Open(cfg, log)
 			if err != nil {
@@ -47,10 +52,27 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return failure{err}
 			}
+			sipSrv := sip.New(svc.Directory(), svc.Location())
+			sipSrv.Listen = svc.Config().SIP
+			sipSrv.Log = log
+			if err := sipSrv.Start(); err != nil {
+				ln.Close()
+				return failure{err}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			log.Info("partyline ready", "data", svc.Config().DataDir, "admin", svc.Config().SocketPath(), "realm", svc.Directory().Snapshot().Realm())
-			if err := svc.Serve(ctx, ln); err != nil {
+			var addrs []string
+			for _, a := range sipSrv.Addrs() {
+				addrs = append(addrs, a.String())
+			}
+			sipDone := make(chan error, 1)
+			go func() { sipDone <- sipSrv.Serve(ctx) }()
+			log.Info("partyline ready", "data", svc.Config().DataDir, "admin", svc.Config().SocketPath(),
+				"sip", strings.Join(addrs, ","), "realm", svc.Directory().Realm())
+			adminErr := svc.Serve(ctx, ln)
+			stop()
+			sipErr := <-sipDone
+			if err := errors.Join(adminErr, sipErr); err != nil {
 				return failure{err}
 			}
 			log.Info("partyline stopped")
@@ -58,6 +80,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&realm, "realm", "", "digest realm (default: the stored realm, or the host name for a new workspace)")
+	cmd.Flags().StringArrayVar(&listen, "sip", nil, "address to serve SIP on, UDP and TCP (repeatable; default 0.0.0.0:5060)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }

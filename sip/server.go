@@ -1,0 +1,258 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/location"
+)
+
+// Server is the SIP server. Its exported fields are its configuration;
+// each comment states the default used when the field is zero.
+type Server struct {
+	// Listen addresses, each served on UDP and TCP. Default ["0.0.0.0:5060"].
+	// Port 0 picks one free port for both.
+	Listen []string
+	// MaxMessage bounds one message in bytes. Default 65536.
+	MaxMessage int
+	// NonceTTL is how long a digest nonce stays fresh. Default 5 min.
+	NonceTTL time.Duration
+	// MinExpires, DefaultExpires, MaxExpires bound registrations.
+	// Defaults 60 s, 3600 s, 7200 s.
+	MinExpires, DefaultExpires, MaxExpires time.Duration
+	// BanThreshold failed authentications from one source within BanWindow
+	// are tolerated; one more bans it for BanFor. Defaults 5, 1 min, 5 min.
+	BanThreshold int
+	BanWindow    time.Duration
+	BanFor       time.Duration
+	// DigestSHA256First puts the SHA-256 challenge before the MD5 one.
+	// Default false: sipsak, SIPp and many desk phones read only the first
+	// challenge and know only MD5; clients that prefer SHA-256 still find it.
+	DigestSHA256First bool
+	// SweepEvery is how often expired bindings are removed. Default 30 s.
+	SweepEvery time.Duration
+	// Now is the clock. Default: the location store's.
+	Now func() time.Time
+	// Log receives operator logs. Default: discard.
+	Log *slog.Logger
+	// Swept, when set, is called after each sweep with how many bindings it
+	// removed (tests await it).
+	Swept func(removed int)
+
+	dir Directory
+	loc *location.Store
+
+	parser *sip.Parser
+	nonces nonces
+	bans   *bans
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	udp    []net.PacketConn
+	tcp    []net.Listener
+
+	panics       atomic.Int64
+	authFailures atomic.Int64
+}
+
+// New returns a server for the directory and location store; set its
+// fields, then Start and Serve.
+func New(dir Directory, loc *location.Store) *Server {
+	return &Server{dir: dir, loc: loc}
+}
+
+var setGlobals sync.Once
+
+func (s *Server) defaults() {
+	if len(s.Listen) == 0 {
+		s.Listen = []string{"0.0.0.0:5060"}
+	}
+	if s.MaxMessage == 0 {
+		s.MaxMessage = 64 << 10
+	}
+	if s.NonceTTL == 0 {
+		s.NonceTTL = 5 * time.Minute
+	}
+	if s.MinExpires == 0 {
+		s.MinExpires = 60 * time.Second
+	}
+	if s.DefaultExpires == 0 {
+		s.DefaultExpires = 3600 * time.Second
+	}
+	if s.MaxExpires == 0 {
+		s.MaxExpires = 7200 * time.Second
+	}
+	if s.BanThreshold == 0 {
+		s.BanThreshold = 5
+	}
+	if s.BanWindow == 0 {
+		s.BanWindow = time.Minute
+	}
+	if s.BanFor == 0 {
+		s.BanFor = 5 * time.Minute
+	}
+	if s.SweepEvery == 0 {
+		s.SweepEvery = 30 * time.Second
+	}
+	if s.Now == nil {
+		s.Now = s.loc.Now
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Start binds every listen address on UDP and TCP (the same port on both).
+func (s *Server) Start() error {
+	s.defaults()
+	setGlobals.Do(func() {
+		// Registrar answers with several Contacts exceed the 1500-byte default.
+		sip.UDPMTUSize = 65000
+	})
+	s.parser = sip.NewParser()
+	s.nonces = newNonces(s.NonceTTL)
+	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)
+	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("partyline"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	if err != nil {
+		return err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		return err
+	}
+	s.ua, s.srv = ua, srv
+	srv.OnNoRoute(s.serve)
+	for _, m := range []func(sipgo.RequestHandler){srv.OnRegister, srv.OnOptions, srv.OnAck, srv.OnCancel, srv.OnInvite} {
+		m(s.serve)
+	}
+	for _, addr := range s.Listen {
+		if err := s.bind(addr); err != nil {
+			s.closeSockets()
+			return err
+		}
+	}
+	return nil
+}
+
+// bind opens UDP and TCP on addr; with port 0, one free port for both.
+func (s *Server) bind(addr string) error {
+	for try := 0; try < 20; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			if _, port, _ := net.SplitHostPort(addr); port == "0" {
+				continue // the TCP port was taken: pick another pair
+			}
+			return fmt.Errorf("listening on tcp %s: %w", addr, err)
+		}
+		s.udp = append(s.udp, &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)})
+		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
+		return nil
+	}
+	return fmt.Errorf("no free port pair for %s", addr)
+}
+
+// Addrs are the bound addresses (each on UDP and TCP).
+func (s *Server) Addrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, pc := range s.udp {
+		out = append(out, pc.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	return out
+}
+
+func (s *Server) closeSockets() {
+	for _, pc := range s.udp {
+		pc.Close()
+	}
+	for _, ln := range s.tcp {
+		ln.Close()
+	}
+}
+
+// Serve answers SIP until ctx ends, then closes the listeners and
+// connections and returns.
+func (s *Server) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.udp)+len(s.tcp))
+	for _, pc := range s.udp {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.srv.ServeUDP(pc) }()
+	}
+	for _, ln := range s.tcp {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.srv.ServeTCP(ln) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.sweep(ctx) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	}
+	s.closeSockets()
+	s.ua.Close()
+	wg.Wait()
+	return err
+}
+
+// sweep removes expired bindings every SweepEvery until ctx ends.
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(s.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.loc.Sweep()
+		if err != nil {
+			s.Log.Error("sweeping expired bindings", "error", err)
+		}
+		s.bans.prune(s.Now())
+		if s.Swept != nil {
+			s.Swept(n)
+		}
+	}
+}
+
+// Stats are counters for operators and tests.
+type Stats struct {
+	Panics       int64
+	AuthFailures int64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{Panics: s.panics.Load(), AuthFailures: s.authFailures.Load()}
+}
+
+// levelAtLeast passes records at min or above.
+type levelAtLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
