@@ -1,0 +1,134 @@
+package sip
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/location"
+)
+
+// clock is a settable clock for tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// logBuffer collects log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// env is a running server on 127.0.0.1 with a fresh workspace:
+// users alice and bob (password "secret-<name>"), realm "test.example".
+type env struct {
+	t      testing.TB
+	path   string
+	db     *bolt.DB
+	dir    *acl.Directory
+	loc    *location.Store
+	srv    *Server
+	clock  *clock
+	log    *logBuffer
+	addr   netip.AddrPort
+	cancel context.CancelFunc
+	done   chan error
+}
+
+const testRealm = "test.example"
+
+// newEnv starts a server; configure may adjust it before Start.
+func newEnv(t testing.TB, configure func(*Server)) *env {
+	t.Helper()
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "p.db"), clock: newClock(), log: &logBuffer{}}
+	e.open(configure)
+	for _, u := range []string{"alice", "bob"} {
+		if err := e.dir.AddUser("", acl.NewUser{Name: u, Password: "secret-" + u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// open opens the file and starts the server (again, after stop).
+func (e *env) open(configure func(*Server)) {
+	t := e.t
+	db, err := bolt.Open(e.path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db = db
+	if e.dir, err = acl.Open(db, acl.Options{Realm: testRealm}); err != nil {
+		t.Fatal(err)
+	}
+	if e.loc, err = location.Open(db, location.Options{Now: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv = New(e.dir, e.loc)
+	e.srv.Listen = []string{"127.0.0.1:0"}
+	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
+	if configure != nil {
+		configure(e.srv)
+	}
+	if err := e.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.addr = e.srv.Addrs()[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan error, 1)
+	go func() { e.done <- e.srv.Serve(ctx) }()
+	t.Cleanup(e.stop)
+}
+
+// stop ends the server and closes the file; safe to call twice.
+func (e *env) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+	e.db.Close()
+	e.cancel = nil
+}
+
+// restart stops the server and starts it again on the same file.
+func (e *env) restart(configure func(*Server)) {
+	e.stop()
+	e.open(configure)
+}
