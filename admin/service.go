@@ -12,6 +12,7 @@ import (
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/config"
+	"github.com/partyline/partyline/inbox"
 	"github.com/partyline/partyline/location"
 )
 
@@ -24,6 +25,7 @@ type Service struct {
 	db  *bolt.DB
 	dir *acl.Directory
 	loc *location.Store
+	box *inbox.Store
 	log *slog.Logger
 }
 
@@ -57,7 +59,12 @@ func Open(cfg config.Config, log *slog.Logger) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, log: log}, nil
+	box, err := inbox.Open(db, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, box: box, log: log}, nil
 }
 
 // Directory is the live directory the server routes with.
@@ -65,6 +72,9 @@ func (s *Service) Directory() *acl.Directory { return s.dir }
 
 // Location is the registrar's location store.
 func (s *Service) Location() *location.Store { return s.loc }
+
+// Inbox is the shared inbox store.
+func (s *Service) Inbox() *inbox.Store { return s.box }
 
 // DB is the workspace's bbolt file, for the other stores that share it.
 func (s *Service) DB() *bolt.DB { return s.db }

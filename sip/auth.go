@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/partyline/partyline/acl"
 )
 
 // Directory is what the SIP side needs to know about users and trunks.
@@ -22,6 +24,8 @@ type Directory interface {
 	UserHA1(user string, sha256 bool) (string, bool)
 	// TrustedTrunk names the trunk that trusts traffic from src.
 	TrustedTrunk(src netip.AddrPort) (string, bool)
+	// Snapshot is the directory now: numbers, members, who rings.
+	Snapshot() *acl.Snapshot
 }
 
 // nonces are self-validating: base64url(8-byte unix seconds || 16 bytes of

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/inbox"
 	"github.com/partyline/partyline/location"
 )
 
@@ -62,6 +63,7 @@ type env struct {
 	db     *bolt.DB
 	dir    *acl.Directory
 	loc    *location.Store
+	inbox  *inbox.Store
 	srv    *Server
 	clock  *clock
 	log    *logBuffer
@@ -99,7 +101,10 @@ func (e *env) open(configure func(*Server)) {
 	if e.loc, err = location.Open(db, location.Options{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = New(e.dir, e.loc)
+	if e.inbox, err = inbox.Open(db, e.clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	e.srv = New(e.dir, e.loc, e.inbox)
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
 	if configure != nil {

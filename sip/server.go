@@ -41,6 +41,15 @@ type Server struct {
 	DigestSHA256First bool
 	// SweepEvery is how often expired bindings are removed. Default 30 s.
 	SweepEvery time.Duration
+	// RingTime is how long one step of a number's call flow rings.
+	// Default 25 s.
+	RingTime time.Duration
+	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
+	TimerC time.Duration
+	// Advertise is the host[:port] put in Via and Record-Route. Default:
+	// the listen address, or when that is unspecified, the address the
+	// request was sent to.
+	Advertise string
 	// Now is the clock. Default: the location store's.
 	Now func() time.Time
 	// Log receives operator logs. Default: discard.
@@ -49,25 +58,28 @@ type Server struct {
 	// removed (tests await it).
 	Swept func(removed int)
 
-	dir Directory
-	loc *location.Store
+	dir   Directory
+	loc   *location.Store
+	calls CallLog
 
-	parser *sip.Parser
-	nonces nonces
-	bans   *bans
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	udp    []net.PacketConn
-	tcp    []net.Listener
+	parser  *sip.Parser
+	nonces  nonces
+	bans    *bans
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	client  *sipgo.Client
+	dialogs *dialogs
+	udp     []net.PacketConn
+	tcp     []net.Listener
 
 	panics       atomic.Int64
 	authFailures atomic.Int64
 }
 
-// New returns a server for the directory and location store; set its
-// fields, then Start and Serve.
-func New(dir Directory, loc *location.Store) *Server {
-	return &Server{dir: dir, loc: loc}
+// New returns a server for the directory, location store and call log;
+// set its fields, then Start and Serve.
+func New(dir Directory, loc *location.Store, calls CallLog) *Server {
+	return &Server{dir: dir, loc: loc, calls: calls}
 }
 
 var setGlobals sync.Once
@@ -103,6 +115,12 @@ func (s *Server) defaults() {
 	if s.SweepEvery == 0 {
 		s.SweepEvery = 30 * time.Second
 	}
+	if s.RingTime == 0 {
+		s.RingTime = 25 * time.Second
+	}
+	if s.TimerC == 0 {
+		s.TimerC = 3 * time.Minute
+	}
 	if s.Now == nil {
 		s.Now = s.loc.Now
 	}
@@ -122,9 +140,11 @@ func (s *Server) Start() error {
 	s.nonces = newNonces(s.NonceTTL)
 	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
+	s.dialogs = newDialogs()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("partyline"),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.relayStateless)))
 	if err != nil {
 		return err
 	}
@@ -132,7 +152,11 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.ua, s.srv = ua, srv
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet))
+	if err != nil {
+		return err
+	}
+	s.ua, s.srv, s.client = ua, srv, client
 	srv.OnNoRoute(s.serve)
 	for _, m := range []func(sipgo.RequestHandler){srv.OnRegister, srv.OnOptions, srv.OnAck, srv.OnCancel, srv.OnInvite} {
 		m(s.serve)

@@ -52,7 +52,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return failure{err}
 			}
-			sipSrv := sip.New(svc.Directory(), svc.Location())
+			sipSrv := sip.New(svc.Directory(), svc.Location(), svc.Inbox())
 			sipSrv.Listen = svc.Config().SIP
 			sipSrv.Log = log
 			if err := sipSrv.Start(); err != nil {

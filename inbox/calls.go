@@ -1,0 +1,183 @@
+package inbox
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketCalls       = []byte("inbox.calls")
+	bucketCallsNumber = []byte("inbox.calls.by_number")
+)
+
+// ErrNotFound: no such record.
+var ErrNotFound = errors.New("not found")
+
+// Dispositions of a call.
+const (
+	Ringing   = "ringing" // not yet settled
+	Answered  = "answered"
+	Missed    = "missed"
+	Voicemail = "voicemail"
+	Failed    = "failed"
+)
+
+// Branch outcomes.
+const (
+	BranchRinging           = "ringing"
+	BranchAnswered          = "answered"
+	BranchCancelledElsewhere = "cancelled_elsewhere"
+	BranchDeclined          = "declined"
+	BranchBusy              = "busy"
+	BranchNoAnswer          = "no_answer"
+	BranchCallerCancelled   = "caller_cancelled"
+	BranchUnreachable       = "unreachable"
+)
+
+// Call is the history record of one call on a shared number.
+type Call struct {
+	ID          string     `json:"id"`
+	Number      string     `json:"number"`
+	Direction   string     `json:"direction"` // inbound | outbound
+	Remote      string     `json:"remote"`    // the outside party
+	Member      string     `json:"member,omitempty"`
+	CallID      string     `json:"call_id"`
+	StartedAt   time.Time  `json:"started_at"`
+	AnsweredAt  *time.Time `json:"answered_at,omitempty"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	DurationS   int        `json:"duration_s"`
+	Disposition string     `json:"disposition"`
+	AnsweredBy  *Answerer  `json:"answered_by,omitempty"`
+	Skipped     []string   `json:"skipped,omitempty"` // members with no registered device
+	Branches    []Branch   `json:"branches"`
+}
+
+// Answerer is who took the call, on which device.
+type Answerer struct {
+	User      string `json:"user"`
+	Contact   string `json:"contact"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// Branch is one device that was rung.
+type Branch struct {
+	Step      int        `json:"step"`
+	User      string     `json:"user"`
+	Contact   string     `json:"contact"`
+	Source    string     `json:"source"`
+	Transport string     `json:"transport"`
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	Outcome   string     `json:"outcome"`
+	Status    int        `json:"status,omitempty"` // final SIP status from the device
+}
+
+// Store is the inbox in the workspace's bbolt file.
+type Store struct {
+	db  *bolt.DB
+	now func() time.Time
+
+	mu   sync.Mutex
+	last uint64 // last id's nanoseconds
+	seq  uint64
+}
+
+// Open prepares the inbox buckets.
+func Open(db *bolt.DB, now func() time.Time) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketCalls, bucketCallsNumber} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+// NewID returns a time-ordered id: hex of 8 bytes nanoseconds + 8 bytes
+// sequence, unique within this process.
+func (s *Store) NewID() string {
+	s.mu.Lock()
+	ns := uint64(s.now().UnixNano())
+	if ns <= s.last {
+		s.seq++
+	} else {
+		s.last, s.seq = ns, 0
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], s.last)
+	binary.BigEndian.PutUint64(b[8:], s.seq)
+	s.mu.Unlock()
+	return hex.EncodeToString(b[:])
+}
+
+// PutCall writes the whole record (and its index entry) in one transaction.
+func (s *Store) PutCall(c *Call) error {
+	if c.ID == "" {
+		return fmt.Errorf("call without id")
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketCalls).Put([]byte(c.ID), v); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCallsNumber).Put([]byte(c.Number+"\x00"+c.ID), nil)
+	})
+}
+
+// Call returns one record.
+func (s *Store) Call(id string) (Call, error) {
+	var c Call
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketCalls).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: no call %q", ErrNotFound, id)
+		}
+		return json.Unmarshal(v, &c)
+	})
+	return c, err
+}
+
+// Calls returns the newest calls first, of the given numbers only, at most
+// limit (0: 50).
+func (s *Store) Calls(numbers []string, limit int) ([]Call, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	want := map[string]bool{}
+	for _, n := range numbers {
+		want[n] = true
+	}
+	out := []Call{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCalls).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var call Call
+			if err := json.Unmarshal(v, &call); err != nil {
+				return err
+			}
+			if want[call.Number] {
+				out = append(out, call)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

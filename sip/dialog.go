@@ -1,0 +1,160 @@
+package sip
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/inbox"
+)
+
+// dialogs remembers the answered calls the proxy record-routed, by
+// Call-ID: where each side is, and the history record to close on BYE.
+type dialogs struct {
+	mu sync.Mutex
+	m  map[string]*fork
+}
+
+func newDialogs() *dialogs { return &dialogs{m: map[string]*fork{}} }
+
+func (d *dialogs) add(callID string, f *fork) {
+	d.mu.Lock()
+	d.m[callID] = f
+	d.mu.Unlock()
+}
+
+func (d *dialogs) get(callID string) *fork {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[callID]
+}
+
+func (d *dialogs) remove(callID string) {
+	d.mu.Lock()
+	delete(d.m, callID)
+	d.mu.Unlock()
+}
+
+// inDialog forwards a request inside a dialog the proxy record-routed
+// (loose routing, RFC 3261 §16.4 and §16.12): our Route is popped, and the
+// request goes to the other side at the address it really uses (the
+// device's registration source, or the caller's source), so devices behind
+// NAT are reached. Requests for unknown dialogs get 481; ACKs are dropped.
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
+	f := s.dialogs.get(req.CallID().Value())
+	if f == nil {
+		if req.Method != sip.ACK {
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		}
+		return
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		if req.Method != sip.ACK {
+			s.respond(tx, req, 483, "Too Many Hops")
+		}
+		return
+	}
+	winner := f.winner()
+	if winner == nil {
+		return
+	}
+	r := req.Clone()
+	if rt := r.Route(); rt != nil && s.isUs(rt.Address) {
+		r.RemoveHeader("Route")
+	}
+	mf := sip.MaxForwardsHeader(69)
+	if h := req.MaxForwards(); h != nil {
+		mf = sip.MaxForwardsHeader(h.Val() - 1)
+	}
+	r.RemoveHeader("Max-Forwards")
+	r.AppendHeader(&mf)
+	towardsDevice := src.String() != winner.binding.Source
+	dest, transport := winner.binding.Source, strings.ToUpper(winner.binding.Transport)
+	if !towardsDevice {
+		dest, transport = f.src.String(), strings.ToUpper(f.req.Transport())
+	}
+	host, port := s.advertised(f.req)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", newBranchID())
+	via.Params.Add("rport", "")
+	r.PrependHeader(via)
+	r.SetTransport(transport)
+	r.SetDestination(dest)
+	if transport == "UDP" {
+		if la, ok := s.udpLocal(dest); ok {
+			r.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
+		}
+	}
+	if req.Method == sip.ACK {
+		if err := s.client.WriteRequest(r, keepAsBuilt); err != nil {
+			s.Log.Debug("forwarding ACK", "call_id", req.CallID().Value(), "error", err)
+		}
+		return
+	}
+	// The request's own timers (Timer B/F, 32 s) bound the wait below.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	out, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
+	cancel()
+	if err != nil {
+		s.respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	defer out.Terminate()
+	for {
+		select {
+		case res := <-out.Responses():
+			if res == nil {
+				return
+			}
+			up := res.Clone()
+			up.RemoveHeader("Via")
+			up.SetDestination(req.Source())
+			tx.Respond(up)
+			if res.StatusCode >= 200 {
+				if req.Method == sip.BYE {
+					f.ended()
+				}
+				return
+			}
+		case <-out.Done():
+			s.respond(tx, req, 408, "Request Timeout")
+			if req.Method == sip.BYE {
+				f.ended()
+			}
+			return
+		}
+	}
+}
+
+// winner is the branch that answered.
+func (f *fork) winner() *branch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.branches {
+		if f.rec.Branches[b.idx].Outcome == inbox.BranchAnswered {
+			return b
+		}
+	}
+	return nil
+}
+
+// ended closes the call's record after its BYE.
+func (f *fork) ended() {
+	f.mu.Lock()
+	if f.rec.EndedAt != nil {
+		f.mu.Unlock()
+		return
+	}
+	now := f.s.Now()
+	f.rec.EndedAt = &now
+	if f.rec.AnsweredAt != nil {
+		f.rec.DurationS = int(now.Sub(*f.rec.AnsweredAt).Round(time.Second) / time.Second)
+	}
+	f.mu.Unlock()
+	f.save()
+	f.s.dialogs.remove(f.req.CallID().Value())
+}

@@ -1,0 +1,566 @@
+package sip
+
+// The forking proxy for calls to shared numbers: ring every member's
+// devices in steps of at most acl.RingCap people, first 2xx wins, CANCEL the
+// rest with Reason "Call completed elsewhere", a decline ends only that
+// person's branches, record each step in the call history.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/location"
+)
+
+// CallLog is where the proxy records call history. inbox.Store satisfies it.
+type CallLog interface {
+	NewID() string
+	PutCall(c *inbox.Call) error
+}
+
+// branchPrefix marks Via branches we create (RFC 3261 magic cookie + ours).
+const branchPrefix = "z9hG4bKpl"
+
+const reasonElsewhere = `SIP;cause=200;text="Call completed elsewhere"`
+
+func newBranchID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return branchPrefix + hex.EncodeToString(b[:])
+}
+
+// fork is one inbound call being forked.
+type fork struct {
+	s     *Server
+	req   *sip.Request // as received
+	tx    sip.ServerTransaction
+	src   netip.AddrPort
+	rec   *inbox.Call
+	steps [][]acl.Ringing[location.Binding]
+
+	mu        sync.Mutex
+	answered  bool
+	cancelled bool // by the caller
+	finished  bool // a final response went upstream
+	branches  []*branch
+	best      *sip.Response // best failure so far
+	declined  map[string]bool
+	events    chan struct{}
+}
+
+type branch struct {
+	f       *fork
+	idx     int // in rec.Branches
+	user    string
+	binding location.Binding
+	req     *sip.Request // as sent
+	tx      sip.ClientTransaction
+
+	// guarded by f.mu
+	provisional bool // got a 1xx: CANCEL may be sent
+	cancelWant  string
+	cancelSent  bool
+	done        bool
+}
+
+// inviteNumber forks an INVITE to a shared number.
+func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) {
+	snap := s.dir.Snapshot()
+	plan, ok := acl.WhoRings(snap, number, s.loc.Lookup)
+	if !ok {
+		s.respond(tx, req, 404, "Not Found")
+		return
+	}
+	now := s.Now()
+	rec := &inbox.Call{
+		ID: s.calls.NewID(), Number: number, Direction: "inbound", Remote: req.From().Address.User,
+		CallID: req.CallID().Value(), StartedAt: now, Disposition: inbox.Ringing,
+		Skipped: plan.Skipped, Branches: []inbox.Branch{},
+	}
+	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, steps: plan.Batches, declined: map[string]bool{}, events: make(chan struct{}, 1)}
+	f.save()
+	tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
+	f.run()
+}
+
+func (f *fork) poke() {
+	select {
+	case f.events <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fork) save() {
+	f.mu.Lock()
+	c := *f.rec
+	c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
+	f.mu.Unlock()
+	if err := f.s.calls.PutCall(&c); err != nil {
+		f.s.Log.Error("saving call history", "call_id", c.CallID, "number", c.Number, "error", err)
+	}
+}
+
+// run rings each step in turn until an answer, the caller's CANCEL, or the
+// end of the flow; it returns when the server transaction is settled.
+func (f *fork) run() {
+	timerC := time.NewTimer(f.s.TimerC)
+	defer timerC.Stop()
+	for step := range f.steps {
+		if f.over() {
+			break
+		}
+		f.ring(step)
+		ringTimer := time.NewTimer(f.s.RingTime)
+		stepOver := false
+		for !stepOver {
+			select {
+			case <-f.events:
+				stepOver = f.over() || f.stepSettled(step)
+			case <-ringTimer.C:
+				f.cancelStep(step, inbox.BranchNoAnswer, "")
+				stepOver = true
+			case <-timerC.C:
+				f.cancelStep(-1, inbox.BranchNoAnswer, "")
+				stepOver = true
+				f.mu.Lock()
+				f.cancelled = true // stop the flow
+				f.mu.Unlock()
+			}
+		}
+		ringTimer.Stop()
+		// Let the step's branches finish (487s, late answers) before moving on.
+		f.awaitStep(step)
+		if f.answeredNow() {
+			break
+		}
+	}
+	f.finish()
+}
+
+func (f *fork) over() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.answered || f.cancelled
+}
+
+func (f *fork) answeredNow() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.answered
+}
+
+// stepSettled: every branch of the step has a final response.
+func (f *fork) stepSettled(step int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.branches {
+		if f.rec.Branches[b.idx].Step == step && !b.done {
+			return false
+		}
+	}
+	return true
+}
+
+// awaitStep waits (bounded by Timer B, 32 s) for the step's branches to end.
+func (f *fork) awaitStep(step int) {
+	deadline := time.NewTimer(32 * time.Second)
+	defer deadline.Stop()
+	for !f.stepSettled(step) {
+		select {
+		case <-f.events:
+		case <-deadline.C:
+			f.mu.Lock()
+			for _, b := range f.branches {
+				if !b.done {
+					b.done = true
+					f.endBranch(b, inbox.BranchUnreachable, 0)
+				}
+			}
+			f.mu.Unlock()
+			return
+		}
+	}
+}
+
+// ring starts one branch per device of every person of the step.
+func (f *fork) ring(step int) {
+	now := f.s.Now()
+	for _, person := range f.steps[step] {
+		for _, bnd := range person.Devices {
+			breq, err := f.s.branchRequest(f.req, bnd)
+			if err != nil {
+				f.s.Log.Warn("bad binding", "user", person.User, "error", err)
+				continue
+			}
+			f.mu.Lock()
+			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq}
+			f.rec.Branches = append(f.rec.Branches, inbox.Branch{Step: step, User: person.User, Contact: bnd.Contact,
+				Source: bnd.Source, Transport: bnd.Transport, StartedAt: now, Outcome: inbox.BranchRinging})
+			f.branches = append(f.branches, b)
+			f.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			tx, err := f.s.client.TransactionRequest(ctx, breq, keepAsBuilt)
+			cancel()
+			if err != nil {
+				f.mu.Lock()
+				b.done = true
+				f.endBranch(b, inbox.BranchUnreachable, 0)
+				f.mu.Unlock()
+				f.poke()
+				continue
+			}
+			b.tx = tx
+			tx.OnRetransmission(func(res *sip.Response) { f.s.relayStateless(res) })
+			go b.watch()
+		}
+	}
+	f.save()
+	f.poke()
+}
+
+// keepAsBuilt is a no-op option: it stops sipgo from building headers, as
+// branchRequest set them.
+func keepAsBuilt(*sipgo.Client, *sip.Request) error { return nil }
+
+// watch reads one branch's responses until its final one.
+func (b *branch) watch() {
+	f := b.f
+	for {
+		select {
+		case res, ok := <-b.tx.Responses():
+			if !ok {
+				return
+			}
+			if f.onResponse(b, res) {
+				return
+			}
+		case <-b.tx.Done():
+			f.mu.Lock()
+			if !b.done {
+				b.done = true
+				f.endBranch(b, inbox.BranchUnreachable, 0)
+			}
+			f.mu.Unlock()
+			f.poke()
+			return
+		}
+	}
+}
+
+// onResponse handles one response of a branch; true when it was final.
+func (f *fork) onResponse(b *branch, res *sip.Response) bool {
+	code := res.StatusCode
+	switch {
+	case code < 200:
+		f.mu.Lock()
+		b.provisional = true
+		pending := b.cancelWant != "" && !b.cancelSent
+		f.mu.Unlock()
+		if pending {
+			f.sendCancel(b)
+		}
+		if code > 100 && !f.over() {
+			f.relay(res)
+		}
+		return false
+	case code < 300:
+		f.mu.Lock()
+		first := !f.answered && !f.cancelled
+		b.done = true
+		if first {
+			f.answered = true
+			now := f.s.Now()
+			f.rec.AnsweredAt = &now
+			f.rec.Disposition = inbox.Answered
+			ua := ""
+			if h := res.GetHeader("User-Agent"); h != nil {
+				ua = h.Value()
+			} else if h := res.GetHeader("Server"); h != nil {
+				ua = h.Value()
+			}
+			f.rec.AnsweredBy = &inbox.Answerer{User: b.user, Contact: b.binding.Contact, UserAgent: ua}
+			f.endBranch(b, inbox.BranchAnswered, code)
+		}
+		f.mu.Unlock()
+		if first {
+			// In-dialog requests (the ACK first) may follow at once.
+			f.s.dialogs.add(f.req.CallID().Value(), f)
+		}
+		// Every 2xx goes upstream (RFC 3261 §16.7), the first through the
+		// transaction.
+		f.relay(res)
+		if first {
+			f.markFinished()
+			f.cancelOthers(b)
+			f.save()
+		}
+		f.poke()
+		return true
+	default:
+		f.mu.Lock()
+		b.done = true
+		outcome := inbox.BranchNoAnswer
+		switch {
+		case b.cancelWant != "":
+			outcome = b.cancelWant
+		case code == 486 || code == 600:
+			outcome = inbox.BranchBusy
+		case code == 603 || code >= 600:
+			outcome = inbox.BranchDeclined
+		case code == 480 || code == 408:
+			outcome = inbox.BranchNoAnswer
+		default:
+			outcome = inbox.BranchUnreachable
+		}
+		f.endBranch(b, outcome, code)
+		if f.best == nil || better(code, f.best.StatusCode) {
+			f.best = res
+		}
+		personal := code == 486 || code == 603 || code >= 600
+		f.mu.Unlock()
+		if personal {
+			// A decline is personal: end that person's other devices.
+			f.cancelPerson(b.user)
+		}
+		f.save()
+		f.poke()
+		return true
+	}
+}
+
+// better ranks final failures (RFC 3261 §16.7 step 6, simplified): 6xx,
+// then the lowest class.
+func better(code, than int) bool {
+	if code >= 600 {
+		return than < 600
+	}
+	if than >= 600 {
+		return false
+	}
+	return code/100 < than/100
+}
+
+// endBranch records a branch's end; f.mu held.
+func (f *fork) endBranch(b *branch, outcome string, code int) {
+	now := f.s.Now()
+	br := &f.rec.Branches[b.idx]
+	br.EndedAt, br.Outcome, br.Status = &now, outcome, code
+}
+
+func (f *fork) markFinished() {
+	f.mu.Lock()
+	f.finished = true
+	f.mu.Unlock()
+}
+
+// cancelOthers cancels every live branch but the winner.
+func (f *fork) cancelOthers(winner *branch) {
+	f.mu.Lock()
+	var todo []*branch
+	for _, b := range f.branches {
+		if b != winner && !b.done && b.cancelWant == "" {
+			b.cancelWant = inbox.BranchCancelledElsewhere
+			todo = append(todo, b)
+		}
+	}
+	f.mu.Unlock()
+	for _, b := range todo {
+		f.sendCancel(b)
+	}
+}
+
+func (f *fork) cancelPerson(user string) {
+	f.mu.Lock()
+	var todo []*branch
+	for _, b := range f.branches {
+		if b.user == user && !b.done && b.cancelWant == "" {
+			b.cancelWant = inbox.BranchDeclined
+			todo = append(todo, b)
+		}
+	}
+	f.mu.Unlock()
+	for _, b := range todo {
+		f.sendCancel(b)
+	}
+}
+
+// cancelStep cancels the live branches of a step (-1: all) with outcome.
+func (f *fork) cancelStep(step int, outcome, _ string) {
+	f.mu.Lock()
+	var todo []*branch
+	for _, b := range f.branches {
+		if (step < 0 || f.rec.Branches[b.idx].Step == step) && !b.done && b.cancelWant == "" {
+			b.cancelWant = outcome
+			todo = append(todo, b)
+		}
+	}
+	f.mu.Unlock()
+	for _, b := range todo {
+		f.sendCancel(b)
+	}
+}
+
+// callerCancelled: the caller's CANCEL reached the transaction (sipgo has
+// answered it 200 and the INVITE 487).
+func (f *fork) callerCancelled() {
+	f.mu.Lock()
+	if f.answered || f.cancelled {
+		f.mu.Unlock()
+		return
+	}
+	f.cancelled = true
+	f.finished = true
+	f.mu.Unlock()
+	f.cancelStep(-1, inbox.BranchCallerCancelled, "")
+	f.poke()
+}
+
+// sendCancel sends CANCEL for b once it has had a provisional response
+// (RFC 3261 §9.1); until then the wish is remembered and onResponse sends
+// it when the 1xx arrives.
+func (f *fork) sendCancel(b *branch) {
+	f.mu.Lock()
+	if !b.provisional || b.cancelSent || b.done {
+		f.mu.Unlock()
+		return
+	}
+	b.cancelSent = true
+	reason := ""
+	if b.cancelWant == inbox.BranchCancelledElsewhere {
+		reason = reasonElsewhere
+	}
+	f.mu.Unlock()
+	cancel := cancelFor(b.req, reason)
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	tx, err := f.s.client.TransactionRequest(ctx, cancel, keepAsBuilt)
+	if err != nil {
+		f.s.Log.Debug("sending CANCEL", "call_id", b.req.CallID().Value(), "error", err)
+		return
+	}
+	go func() {
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res == nil || res.StatusCode >= 200 {
+					return
+				}
+			case <-tx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// cancelFor builds the CANCEL of an INVITE as it was sent (RFC 3261 §9.1):
+// same Request-URI, top Via, Route, From, To, Call-ID, CSeq number.
+func cancelFor(inv *sip.Request, reason string) *sip.Request {
+	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	if via := inv.Via(); via != nil {
+		c.AppendHeader(via.Clone())
+	}
+	for _, h := range inv.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	c.AppendHeader(sip.HeaderClone(inv.From()))
+	c.AppendHeader(sip.HeaderClone(inv.To()))
+	c.AppendHeader(sip.HeaderClone(inv.CallID()))
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	if reason != "" {
+		c.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	c.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	c.SetTransport(inv.Transport())
+	c.SetDestination(inv.Destination())
+	c.Laddr = inv.Laddr
+	return c
+}
+
+// finish answers upstream when no 2xx did, and closes the record.
+func (f *fork) finish() {
+	f.mu.Lock()
+	answered, cancelled, finished := f.answered, f.cancelled, f.finished
+	best := f.best
+	f.mu.Unlock()
+	switch {
+	case answered:
+		// the 2xx went up in onResponse; the record ends with the BYE
+	case cancelled && finished:
+		f.rec.Disposition = inbox.Missed
+	default:
+		// No answer in any step. Until voicemail lands: 480.
+		code, reason := 480, "Temporarily Unavailable"
+		if best != nil && best.StatusCode >= 600 {
+			code, reason = best.StatusCode, best.Reason
+		}
+		f.s.respond(f.tx, f.req, code, reason)
+		f.rec.Disposition = inbox.Missed
+		if len(f.branches) == 0 {
+			f.rec.Disposition = inbox.Missed
+		}
+	}
+	if !answered {
+		now := f.s.Now()
+		f.mu.Lock()
+		f.rec.EndedAt = &now
+		f.mu.Unlock()
+	}
+	f.save()
+}
+
+// relay sends a branch's response upstream through the server transaction.
+func (f *fork) relay(res *sip.Response) {
+	up := res.Clone()
+	up.RemoveHeader("Via") // ours, on top
+	up.SetDestination(f.req.Source())
+	if err := f.tx.Respond(up); err != nil {
+		// After the first 2xx the transaction is done: send statelessly.
+		if res.StatusCode >= 200 && res.StatusCode < 300 {
+			f.s.relayStateless(res)
+		}
+	}
+}
+
+// relayStateless forwards a (retransmitted or raced) 2xx whose transaction
+// is gone: drop our Via and send it to the next one (RFC 3261 §16.7).
+func (s *Server) relayStateless(res *sip.Response) {
+	via := res.Via()
+	if via == nil || !strings.HasPrefix(via.Params.GetOr("branch", ""), branchPrefix) {
+		return
+	}
+	up := res.Clone()
+	up.RemoveHeader("Via")
+	next := up.Via()
+	if next == nil {
+		return
+	}
+	host, port := next.Host, next.Port
+	if r, ok := next.Params.Get("received"); ok && r != "" {
+		host = r
+	}
+	if rp, ok := next.Params.Get("rport"); ok && rp != "" {
+		fmt.Sscan(rp, &port)
+	}
+	if port == 0 {
+		port = 5060
+	}
+	up.SetDestination(fmt.Sprintf("%s:%d", host, port))
+	up.SetTransport(next.Transport)
+	if err := s.ua.TransportLayer().WriteMsg(up); err != nil {
+		s.Log.Debug("relaying 2xx", "call_id", res.CallID().Value(), "error", err)
+	}
+}

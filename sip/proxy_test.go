@@ -1,0 +1,350 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/location"
+)
+
+const testNumber = "+15551230001"
+
+// device is a sipgo user agent standing in for a desk phone.
+type device struct {
+	t       *testing.T
+	user    string
+	addr    netip.AddrPort
+	invites chan *sip.Request
+	cancels chan *sip.Request
+	acks    chan *sip.Request
+	byes    chan *sip.Request
+	// answer, when it yields a code, is the final answer to an INVITE
+	// (after 180); closed or nil: ring until cancelled.
+	answer chan int
+}
+
+func newDevice(t *testing.T, e *env, user, transport string) *device {
+	t.Helper()
+	d := &device{t: t, user: user, invites: make(chan *sip.Request, 10), cancels: make(chan *sip.Request, 10),
+		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), answer: make(chan int, 1)}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("device-" + user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.invites <- req
+		cancelled := make(chan struct{})
+		tx.OnCancel(func(c *sip.Request) {
+			d.cancels <- c
+			close(cancelled)
+		})
+		ringing := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
+		tag := ringing.To().Params.GetOr("tag", "")
+		tx.Respond(ringing)
+		select {
+		case code := <-d.answer:
+			res := sip.NewResponseFromRequest(req, code, map[bool]string{true: "OK", false: "Decline"}[code == 200], nil)
+			res.To().Params.Add("tag", tag)
+			if code == 200 {
+				res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", user, d.addr, strings.ToLower(transport))))
+			}
+			tx.Respond(res)
+		case <-cancelled:
+		case <-tx.Done():
+		}
+	})
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { d.acks <- req })
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.byes <- req
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	switch transport {
+	case "udp":
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		go srv.ServeUDP(pc)
+		t.Cleanup(func() { pc.Close() })
+	case "tcp":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.addr = ln.Addr().(*net.TCPAddr).AddrPort()
+		go srv.ServeTCP(ln)
+		t.Cleanup(func() { ln.Close() })
+	}
+	t.Cleanup(func() { ua.Close() })
+	// Registered as the registrar would have stored it.
+	_, err = e.loc.Apply(user, location.Update{CallID: "reg-" + user + d.addr.String(), CSeq: 1, Source: d.addr.String(), Transport: transport,
+		UserAgent: "device-" + user, Contacts: []location.Contact{{URI: fmt.Sprintf("sip:%s@%s", user, d.addr), Expires: time.Hour}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// carrier is a sipgo user agent on a trunk's trusted address.
+type carrier struct {
+	t      *testing.T
+	addr   netip.AddrPort
+	dialog *sipgo.DialogClientCache
+}
+
+func newCarrier(t *testing.T, e *env) *carrier {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("carrier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := sipgo.NewServer(ua)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeUDP(pc)
+	c := &carrier{t: t, addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientAddr(c.addr.String()), sipgo.WithClientConnectionAddr(c.addr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dialog = sipgo.NewDialogClientCache(client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: "127.0.0.1", Port: int(c.addr.Port())}})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { c.dialog.ReadBye(req, tx) })
+	t.Cleanup(func() { pc.Close(); ua.Close() })
+	if err := e.dir.AddTrunk("", "carrier", c.addr.String(), []string{c.addr.String()}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call sends an INVITE from +15550009999 to the number.
+func (c *carrier) call(e *env, to string) (*sipgo.DialogClientSession, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+15550009999", Host: "carrier.example"}, Params: sip.NewParams()}
+	from.Params.Add("tag", fmt.Sprint(time.Now().UnixNano()))
+	return c.dialog.Invite(ctx, sip.Uri{Scheme: "sip", User: to, Host: "127.0.0.1", Port: int(e.addr.Port())}, nil, &from)
+}
+
+// numberWith adds the number and its members (all registered users).
+func numberWith(t *testing.T, e *env, users ...string) {
+	t.Helper()
+	if _, err := e.dir.AddNumber("", testNumber, "Support"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if _, ok := e.dir.Snapshot().User(u); !ok {
+			if err := e.dir.AddUser("", acl.NewUser{Name: u, Password: "secret-" + u}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.dir.AddMember("", testNumber, u, acl.RoleMember); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func recv[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// lastCall returns the newest call record once it is no longer ringing.
+func lastCall(t *testing.T, e *env, until func(inbox.Call) bool) inbox.Call {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		calls, err := e.inbox.Calls([]string{testNumber}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(calls) == 1 && until(calls[0]) {
+			return calls[0]
+		}
+		if time.Now().After(deadline) || i > 500 {
+			t.Fatalf("call record not as expected: %+v", calls)
+		}
+		time.Sleep(10 * time.Millisecond) // the record is written after the response; bounded poll
+	}
+}
+
+func outcomes(c inbox.Call) map[string]string {
+	out := map[string]string{}
+	for _, b := range c.Branches {
+		out[b.User] = b.Outcome
+	}
+	return out
+}
+
+// TestForkFirstAnswerWins: three members ring; bob answers; alice and carol
+// get CANCEL with the Reason header; ACK and BYE pass the proxy; the
+// history says so. Devices on UDP and TCP.
+func TestForkFirstAnswerWins(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob", "carol")
+	alice, bob, carol := newDevice(t, e, "alice", "udp"), newDevice(t, e, "bob", "tcp"), newDevice(t, e, "carol", "udp")
+	car := newCarrier(t, e)
+
+	type result struct {
+		s   *sipgo.DialogClientSession
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := car.call(e, "15551230001")
+		if err == nil {
+			err = s.WaitAnswer(context.Background(), sipgo.AnswerOptions{})
+		}
+		done <- result{s, err}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.log.String())
+		}
+	})
+	for _, d := range []*device{alice, bob, carol} {
+		inv := recv(t, d.invites, d.user+"'s INVITE")
+		if inv.RecordRoute() == nil || inv.MaxForwards().Val() != 69 {
+			t.Fatalf("%s's INVITE lacks Record-Route or a decremented Max-Forwards:\n%s", d.user, inv)
+		}
+	}
+	bob.answer <- 200
+	r := recv(t, done, "the answer")
+	if r.err != nil {
+		t.Fatalf("carrier: %v", r.err)
+	}
+	for _, d := range []*device{alice, carol} {
+		c := recv(t, d.cancels, d.user+"'s CANCEL")
+		if h := c.GetHeader("Reason"); h == nil || h.Value() != reasonElsewhere {
+			t.Fatalf("%s's CANCEL Reason: %v", d.user, h)
+		}
+	}
+	if err := r.s.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, bob.acks, "bob's ACK")
+	if err := r.s.Bye(context.Background()); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	recv(t, bob.byes, "bob's BYE")
+	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
+	o := outcomes(c)
+	if c.Disposition != inbox.Answered || c.AnsweredBy == nil || c.AnsweredBy.User != "bob" || c.Direction != "inbound" ||
+		o["bob"] != inbox.BranchAnswered || o["alice"] != inbox.BranchCancelledElsewhere || o["carol"] != inbox.BranchCancelledElsewhere {
+		t.Fatalf("history: %+v", c)
+	}
+	if e.srv.Stats().Panics != 0 {
+		t.Fatal("panics")
+	}
+}
+
+// TestForkCallerCancels: the caller hangs up while ringing; every branch
+// gets a CANCEL (without the "elsewhere" Reason) and the call is missed.
+func TestForkCallerCancels(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob")
+	alice, bob := newDevice(t, e, "alice", "udp"), newDevice(t, e, "bob", "udp")
+	car := newCarrier(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		s, err := car.call(e, testNumber)
+		if err == nil {
+			err = s.WaitAnswer(ctx, sipgo.AnswerOptions{})
+		}
+		errc <- err
+	}()
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, bob.invites, "bob's INVITE")
+	// Both ring (their 180s have reached the proxy once the caller sees one).
+	cancel()
+	if err := recv(t, errc, "the caller's end"); err == nil {
+		t.Fatal("call answered")
+	}
+	for _, d := range []*device{alice, bob} {
+		c := recv(t, d.cancels, d.user+"'s CANCEL")
+		if c.GetHeader("Reason") != nil {
+			t.Fatalf("caller's cancel carries %v", c.GetHeader("Reason"))
+		}
+	}
+	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
+	o := outcomes(c)
+	if c.Disposition != inbox.Missed || o["alice"] != inbox.BranchCallerCancelled || o["bob"] != inbox.BranchCallerCancelled {
+		t.Fatalf("history: %+v", c)
+	}
+}
+
+// TestForkStepsAndDecline: 12 members on Business: exactly 10 ring first;
+// when all 10 decline, the remaining 2 ring at once; nobody answers → 480.
+func TestForkStepsAndDecline(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.RingTime = 5 * time.Second })
+	if err := e.dir.SetPlan("", acl.PlanBusiness); err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for i := 0; i < 12; i++ {
+		users = append(users, fmt.Sprintf("m%02d", i))
+	}
+	numberWith(t, e, users...)
+	var devs []*device
+	for _, u := range users {
+		devs = append(devs, newDevice(t, e, u, "udp"))
+	}
+	car := newCarrier(t, e)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := car.call(e, testNumber)
+		if err == nil {
+			err = s.WaitAnswer(context.Background(), sipgo.AnswerOptions{})
+		}
+		errc <- err
+	}()
+	for i := 0; i < 10; i++ {
+		recv(t, devs[i].invites, users[i]+"'s INVITE")
+	}
+	select {
+	case <-devs[10].invites:
+		t.Fatal("an 11th person rang in the first step")
+	default:
+	}
+	for i := 0; i < 10; i++ {
+		devs[i].answer <- 603
+	}
+	recv(t, devs[10].invites, "step 2 INVITE")
+	recv(t, devs[11].invites, "step 2 INVITE")
+	devs[10].answer <- 486
+	devs[11].answer <- 603
+	if err := recv(t, errc, "the final answer"); err == nil || !strings.Contains(err.Error(), "480") && !strings.Contains(err.Error(), "603") {
+		t.Fatalf("want a failure, got %v", err)
+	}
+	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
+	if len(c.Branches) != 12 || c.Disposition != inbox.Missed || c.Branches[10].Step != 1 || c.Branches[0].Outcome != inbox.BranchDeclined || c.Branches[10].Outcome != inbox.BranchBusy {
+		t.Fatalf("history: %+v", c)
+	}
+}
+
+var _ sync.Mutex

@@ -1,0 +1,155 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/location"
+)
+
+// routeRequest is stage 10 for requests that are not REGISTER, OPTIONS,
+// ACK-without-dialog or CANCEL: in-dialog requests follow their Route;
+// INVITEs to a shared number fork. user is the authenticated user, or ""
+// for a trunk.
+func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
+	if req.Method == sip.INVITE && req.To().Params.GetOr("tag", "") == "" {
+		if number, ok := s.sharedNumber(req.Recipient); ok {
+			s.inviteNumber(req, tx, src, number)
+			return
+		}
+		s.respond(tx, req, 404, "Not Found")
+		return
+	}
+	s.respond(tx, req, 501, "Not Implemented")
+}
+
+// sharedNumber finds the shared number a Request-URI names: its user part
+// (sip: or tel:) with or without +, with visual separators.
+func (s *Server) sharedNumber(u sip.Uri) (string, bool) {
+	user := u.User
+	if strings.EqualFold(u.Scheme, "tel") {
+		user = u.Host
+		if i := strings.IndexByte(user, ';'); i >= 0 {
+			user = user[:i]
+		}
+	}
+	if user == "" {
+		return "", false
+	}
+	e, err := acl.NormalizeE164(user)
+	if err != nil {
+		return "", false
+	}
+	if _, ok := s.dir.Snapshot().Number(e); !ok {
+		return "", false
+	}
+	return e, true
+}
+
+// branchRequest builds the INVITE for one device from the caller's: the
+// device's Contact as Request-URI, sent to where it registered from, our
+// Via and Record-Route on top, Max-Forwards decremented in a fresh header.
+func (s *Server) branchRequest(orig *sip.Request, b location.Binding) (*sip.Request, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(b.Contact, &ruri); err != nil {
+		return nil, fmt.Errorf("contact %q: %w", b.Contact, err)
+	}
+	r := orig.Clone()
+	r.Recipient = ruri
+	mf := sip.MaxForwardsHeader(69)
+	if h := orig.MaxForwards(); h != nil && h.Val() > 0 {
+		mf = sip.MaxForwardsHeader(h.Val() - 1)
+	}
+	r.RemoveHeader("Max-Forwards")
+	r.AppendHeader(&mf)
+	transport := strings.ToUpper(b.Transport)
+	host, port := s.advertised(orig)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", newBranchID())
+	via.Params.Add("rport", "")
+	r.PrependHeader(via)
+	rr := &sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}}
+	rr.Address.UriParams.Add("lr", "")
+	r.PrependHeader(rr)
+	r.SetTransport(transport)
+	r.SetDestination(b.Source)
+	if transport == "UDP" {
+		if la, ok := s.udpLocal(b.Source); ok {
+			r.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
+		}
+	}
+	return r, nil
+}
+
+// advertised is the host:port we put in Via and Record-Route: Advertise,
+// else the listen address, else (listening on 0.0.0.0) the address the
+// request was sent to.
+func (s *Server) advertised(req *sip.Request) (string, int) {
+	if s.Advertise != "" {
+		h, p, err := net.SplitHostPort(s.Advertise)
+		if err == nil {
+			n, _ := strconv.Atoi(p)
+			return h, n
+		}
+		return s.Advertise, 5060
+	}
+	a := s.Addrs()[0]
+	if !a.Addr().IsUnspecified() {
+		return a.Addr().String(), int(a.Port())
+	}
+	if ip, err := netip.ParseAddr(req.Recipient.Host); err == nil && !ip.IsUnspecified() {
+		return ip.String(), int(a.Port())
+	}
+	return "127.0.0.1", int(a.Port())
+}
+
+// udpLocal picks the UDP listener to send to dst from (the same family).
+func (s *Server) udpLocal(dst string) (netip.AddrPort, bool) {
+	d, err := netip.ParseAddrPort(dst)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	for _, a := range s.Addrs() {
+		if a.Addr().Is4() == d.Addr().Unmap().Is4() {
+			return a, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// isUs reports whether a URI names this server (a Route we put there).
+func (s *Server) isUs(u sip.Uri) bool {
+	for _, a := range s.Addrs() {
+		port := u.Port
+		if port == 0 {
+			port = 5060
+		}
+		if port != int(a.Port()) {
+			continue
+		}
+		if u.Host == a.Addr().String() || a.Addr().IsUnspecified() {
+			return true
+		}
+		if h, _ := s.advertisedHost(); h == u.Host {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) advertisedHost() (string, bool) {
+	if s.Advertise == "" {
+		return "", false
+	}
+	h, _, err := net.SplitHostPort(s.Advertise)
+	if err != nil {
+		return s.Advertise, true
+	}
+	return h, true
+}
