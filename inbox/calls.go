@@ -31,14 +31,14 @@ const (
 
 // Branch outcomes.
 const (
-	BranchRinging           = "ringing"
-	BranchAnswered          = "answered"
+	BranchRinging            = "ringing"
+	BranchAnswered           = "answered"
 	BranchCancelledElsewhere = "cancelled_elsewhere"
-	BranchDeclined          = "declined"
-	BranchBusy              = "busy"
-	BranchNoAnswer          = "no_answer"
-	BranchCallerCancelled   = "caller_cancelled"
-	BranchUnreachable       = "unreachable"
+	BranchDeclined           = "declined"
+	BranchBusy               = "busy"
+	BranchNoAnswer           = "no_answer"
+	BranchCallerCancelled    = "caller_cancelled"
+	BranchUnreachable        = "unreachable"
 )
 
 // Call is the history record of one call on a shared number.
