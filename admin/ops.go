@@ -3,11 +3,13 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/inbox"
 )
 
 // opFunc runs one operation for the acting user as ("" = operator).
@@ -34,6 +36,8 @@ const (
 	OpTrunkList       = "trunk.list"
 	OpTrunkRemove     = "trunk.remove"
 	OpRegistrations   = "registrations.list"
+	OpCalls           = "calls.list"
+	OpCallShow        = "calls.show"
 )
 
 // Arguments of the operations.
@@ -90,6 +94,11 @@ type (
 		Transport string    `json:"transport"`
 		UserAgent string    `json:"user_agent"`
 		ExpiresAt time.Time `json:"expires_at"`
+	}
+	CallArgs struct {
+		Number string `json:"number,omitempty"`
+		Limit  int    `json:"limit,omitempty"`
+		ID     string `json:"id,omitempty"`
 	}
 	RegistrationArgs struct {
 		User string `json:"user,omitempty"`
@@ -334,6 +343,56 @@ var ops = map[string]opFunc{
 			}
 		}
 		return out, nil
+	}),
+	OpCalls: typed(func(ctx context.Context, s *Service, as string, a CallArgs) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		var numbers []string
+		if a.Number != "" {
+			e, err := acl.NormalizeE164(a.Number)
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := snap.Number(e); !ok {
+				return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
+			}
+			if err := acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: snap.MemberRole(e, actor.Name)}); err != nil {
+				return nil, err
+			}
+			numbers = []string{e}
+		} else {
+			for _, n := range snap.Numbers() {
+				if acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: n.Role(actor.Name)}) == nil {
+					numbers = append(numbers, n.E164)
+				}
+			}
+		}
+		if a.Limit < 0 || a.Limit > 10000 {
+			return nil, fmt.Errorf("%w: bad --limit %d: use 1 to 10000", acl.ErrInvalid, a.Limit)
+		}
+		return s.box.Calls(numbers, a.Limit)
+	}),
+	OpCallShow: typed(func(ctx context.Context, s *Service, as string, a CallArgs) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		c, err := s.box.Call(a.ID)
+		if errors.Is(err, inbox.ErrNotFound) {
+			return nil, fmt.Errorf("%w: no call %q: see \"partyline calls\"", acl.ErrNotFound, a.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: snap.MemberRole(c.Number, actor.Name)}); err != nil {
+			// Indistinguishable from a missing call for those not entitled.
+			return nil, fmt.Errorf("%w: no call %q: see \"partyline calls\"", acl.ErrNotFound, a.ID)
+		}
+		return c, nil
 	}),
 	OpTrunkRemove: typed(func(ctx context.Context, s *Service, as string, a TrunkArgs) (any, error) {
 		if err := s.dir.RemoveTrunk(as, a.Name); err != nil {

@@ -1,11 +1,13 @@
 package inbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -156,26 +158,41 @@ func (s *Store) Call(id string) (Call, error) {
 }
 
 // Calls returns the newest calls first, of the given numbers only, at most
-// limit (0: 50).
+// limit (0: 50). It walks each number's index backwards, so its cost
+// follows limit, not the size of the history.
 func (s *Store) Calls(numbers []string, limit int) ([]Call, error) {
 	if limit <= 0 {
 		limit = 50
 	}
-	want := map[string]bool{}
-	for _, n := range numbers {
-		want[n] = true
-	}
 	out := []Call{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCalls).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-			var call Call
-			if err := json.Unmarshal(v, &call); err != nil {
-				return err
+		var ids []string
+		idx := tx.Bucket(bucketCallsNumber).Cursor()
+		for _, n := range numbers {
+			prefix := []byte(n + "\x00")
+			// Seek past the prefix, then step back into it.
+			k, _ := idx.Seek(append(append([]byte{}, prefix[:len(prefix)-1]...), 0x01))
+			if k == nil {
+				k, _ = idx.Last()
+			} else {
+				k, _ = idx.Prev()
 			}
-			if want[call.Number] {
-				out = append(out, call)
+			for got := 0; k != nil && bytes.HasPrefix(k, prefix) && got < limit; k, _ = idx.Prev() {
+				ids = append(ids, string(k[len(prefix):]))
+				got++
 			}
+		}
+		sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+		if len(ids) > limit {
+			ids = ids[:limit]
+		}
+		calls := tx.Bucket(bucketCalls)
+		for _, id := range ids {
+			var c Call
+			if err := json.Unmarshal(calls.Get([]byte(id)), &c); err != nil {
+				return fmt.Errorf("call %s: %w", id, err)
+			}
+			out = append(out, c)
 		}
 		return nil
 	})
