@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -565,6 +566,11 @@ func (d *Directory) RemoveTrunk(as, name string) error {
 		if _, ok := c.cur.trunks[name]; !ok {
 			return fmt.Errorf("%w: unknown trunk %q: see \"partyline trunk list\"", ErrNotFound, name)
 		}
+		for _, n := range c.cur.Numbers() {
+			if n.Trunk == name {
+				return fmt.Errorf("%w: trunk %q carries %s's calls: give it another first (\"partyline number set-trunk %s TRUNK\")", ErrExists, name, n.E164, n.E164)
+			}
+		}
 		c.delTrunk(name)
 		return nil
 	})
@@ -590,4 +596,157 @@ func (d *Directory) UserHA1(user string, sha256 bool) (ha1 string, ok bool) {
 func (d *Directory) TrustedTrunk(src netip.AddrPort) (string, bool) {
 	t, ok := d.Snapshot().TrunkFor(src)
 	return t.Name, ok
+}
+
+// ParseStep reads USER[,USER...][:SECONDS].
+func ParseStep(s string) (Step, error) {
+	users, secs, hasSecs := strings.Cut(s, ":")
+	st := Step{Seconds: DefaultRingSeconds}
+	if hasSecs {
+		n, err := strconv.Atoi(secs)
+		if err != nil || n < 5 || n > 300 {
+			return st, fmt.Errorf("%w: bad ring time in step %q: use 5 to 300 seconds, e.g. alice,bob:20", ErrInvalid, s)
+		}
+		st.Seconds = n
+	}
+	for _, u := range strings.Split(users, ",") {
+		u = strings.TrimSpace(u)
+		if err := CheckName("user", u); err != nil {
+			return st, fmt.Errorf("%w: bad step %q: use USER[,USER...][:SECONDS]", ErrInvalid, s)
+		}
+		if !slices.Contains(st.Users, u) {
+			st.Users = append(st.Users, u)
+		}
+	}
+	return st, nil
+}
+
+// SetFlow replaces a number's call flow; nil steps restore the default.
+func (d *Directory) SetFlow(as, number string, steps []Step, then string) error {
+	if then == "" {
+		then = ThenVoicemail
+	}
+	if then != ThenVoicemail && then != ThenHangup {
+		return fmt.Errorf("%w: bad --then %q: use voicemail or hangup", ErrInvalid, then)
+	}
+	for i, st := range steps {
+		if len(st.Users) > RingCap {
+			return fmt.Errorf("%w: step %d has %d people; at most %d ring at once on every plan: split it into two steps", ErrInvalid, i+1, len(st.Users), RingCap)
+		}
+	}
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
+			return err
+		}
+		for _, st := range steps {
+			for _, u := range st.Users {
+				if n.Role(u) == RoleNone {
+					return fmt.Errorf("%w: %s is not a member of %s: add them first (\"partyline number member add %s %s\")", ErrNotFound, u, n.E164, n.E164, u)
+				}
+			}
+		}
+		nn := *n
+		nn.Flow = nil
+		if len(steps) > 0 {
+			nn.Flow = &Flow{Steps: slices.Clone(steps), Then: then}
+		}
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
+// SetNumberTrunk names the trunk that carries a number's outbound calls.
+func (d *Directory) SetNumberTrunk(as, number, trunk string) error {
+	return d.update(as, func(c *change) error {
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
+			return err
+		}
+		if _, ok := c.cur.trunks[trunk]; !ok {
+			return fmt.Errorf("%w: unknown trunk %q: see \"partyline trunk list\"", ErrNotFound, trunk)
+		}
+		nn := *n
+		nn.Trunk = trunk
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
+// SetDefaultNumber sets the number a user calls and texts out as. The user
+// themself, or a workspace owner or admin, may set it; the user must be a
+// member of the number.
+func (d *Directory) SetDefaultNumber(as, user, number string) error {
+	return d.update(as, func(c *change) error {
+		u, err := c.user(user)
+		if err != nil {
+			return err
+		}
+		if err := Decide(c.actor, UserSetPassword, Target{Role: u.Role, Self: c.actor.Name == user}); err != nil {
+			return fmt.Errorf("%w: %s may not set %s's default number: users set their own; owners and admins anyone's", ErrForbidden, c.actor.Name, user)
+		}
+		n, err := c.number(number)
+		if err != nil {
+			return err
+		}
+		if n.Role(user) == RoleNone {
+			return fmt.Errorf("%w: %s is not a member of %s: add them first (\"partyline number member add %s %s\")", ErrNotFound, user, n.E164, n.E164, user)
+		}
+		nu := *u
+		nu.DefaultNumber = n.E164
+		c.putUser(&nu)
+		return nil
+	})
+}
+
+// OutboundNumber is the number a user calls out as: from when it is one of
+// theirs, else their default number, else their first number.
+func (s *Snapshot) OutboundNumber(user, from string) (string, bool) {
+	if e, err := NormalizeE164(from); err == nil {
+		if n, ok := s.numbers[e]; ok {
+			return e, n.Role(user) != RoleNone
+		}
+	}
+	if u, ok := s.users[user]; ok && u.DefaultNumber != "" {
+		if n, ok := s.numbers[u.DefaultNumber]; ok && n.Role(user) != RoleNone {
+			return n.E164, true
+		}
+	}
+	// First by membership time.
+	var best *Number
+	var bestAt time.Time
+	for _, n := range s.numbers {
+		for _, m := range n.Members {
+			if m.User == user && (best == nil || m.Added.Before(bestAt)) {
+				best, bestAt = n, m.Added
+			}
+		}
+	}
+	if best == nil {
+		return "", false
+	}
+	return best.E164, true
+}
+
+// OutboundTrunk returns the trunk of a number's outbound calls: its own, or the
+// only trunk there is.
+func (s *Snapshot) OutboundTrunk(number string) (Trunk, bool) {
+	if n, ok := s.numbers[number]; ok && n.Trunk != "" {
+		t, ok := s.trunks[n.Trunk]
+		if ok {
+			return *t, true
+		}
+	}
+	if len(s.trunks) == 1 {
+		for _, t := range s.trunks {
+			return *t, true
+		}
+	}
+	return Trunk{}, false
 }

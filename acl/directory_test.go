@@ -302,3 +302,87 @@ func BenchmarkWhoRings(b *testing.B) {
 		}
 	}
 }
+
+func TestCustomFlow(t *testing.T) {
+	d, _ := newDir(t)
+	e := seed(t, d) // nora (owner), nadia (admin), mo (member)
+	st, err := ParseStep("mo,nora:15")
+	must(t, err)
+	must(t, d.SetFlow("nadia", e, []Step{st, {Users: []string{"nadia"}, Seconds: 30}}, ThenHangup))
+	devices := func(u string) []string {
+		if u == "nora" {
+			return nil
+		}
+		return []string{u + "-phone"}
+	}
+	plan, _ := WhoRings(d.Snapshot(), e, devices)
+	if !plan.Custom || plan.Then != ThenHangup || len(plan.Batches) != 2 || plan.Batches[0][0].User != "mo" ||
+		len(plan.Batches[0]) != 1 || plan.Seconds[0] != 15 || plan.Seconds[1] != 30 || fmt.Sprint(plan.Skipped) != "[nora]" {
+		t.Fatalf("plan %+v", plan)
+	}
+	// A member who leaves drops out of the flow.
+	must(t, d.RemoveMember("nora", e, "mo"))
+	plan, _ = WhoRings(d.Snapshot(), e, devices)
+	if len(plan.Batches) != 1 || plan.Batches[0][0].User != "nadia" {
+		t.Fatalf("after removal %+v", plan)
+	}
+	var eleven []string
+	for i := 0; i < 11; i++ {
+		eleven = append(eleven, "nora")
+	}
+	if err := d.SetFlow("", e, []Step{{Users: eleven, Seconds: 20}}, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "at most 10") {
+		t.Fatalf("11 in a step: %v", err)
+	}
+	if err := d.SetFlow("mo", e, nil, ""); err == nil {
+		t.Fatal("a non-member changed the flow")
+	}
+	if _, err := ParseStep("a,b:2"); !errors.Is(err, ErrInvalid) {
+		t.Fatal("2 s ring time accepted")
+	}
+	must(t, d.SetFlow("nora", e, nil, ""))
+	if plan, _ = WhoRings(d.Snapshot(), e, devices); plan.Custom {
+		t.Fatal("--default kept the custom flow")
+	}
+}
+
+func TestOutboundNumberAndTrunk(t *testing.T) {
+	d, _ := newDir(t)
+	e := seed(t, d)
+	e2, _ := d.AddNumber("", "+15551230002", "")
+	must(t, d.AddMember("", e2, "mo", RoleMember))
+	s := d.Snapshot()
+	if n, ok := s.OutboundNumber("mo", "sip-user-part"); !ok || n != e {
+		t.Fatalf("first number: %s %v", n, ok)
+	}
+	if n, ok := s.OutboundNumber("mo", "+1 555 123 0002"); !ok || n != e2 {
+		t.Fatalf("from as number: %s %v", n, ok)
+	}
+	if _, ok := s.OutboundNumber("nora", "+15551230002"); ok {
+		t.Fatal("calling out as a number one is not a member of")
+	}
+	must(t, d.SetDefaultNumber("mo", "mo", e2))
+	if n, _ := d.Snapshot().OutboundNumber("mo", "mo"); n != e2 {
+		t.Fatalf("default number: %s", n)
+	}
+	if err := d.SetDefaultNumber("mo", "nora", e); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("setting another's default: %v", err)
+	}
+	if _, ok := d.Snapshot().OutboundTrunk(e); ok {
+		t.Fatal("no trunk yet")
+	}
+	must(t, d.AddTrunk("", "a", "192.0.2.1:5060", nil))
+	if tr, ok := d.Snapshot().OutboundTrunk(e); !ok || tr.Name != "a" {
+		t.Fatal("the only trunk")
+	}
+	must(t, d.AddTrunk("", "b", "192.0.2.2:5060", nil))
+	if _, ok := d.Snapshot().OutboundTrunk(e); ok {
+		t.Fatal("two trunks and none chosen")
+	}
+	must(t, d.SetNumberTrunk("nadia", e, "b"))
+	if tr, _ := d.Snapshot().OutboundTrunk(e); tr.Name != "b" {
+		t.Fatal("chosen trunk")
+	}
+	if err := d.RemoveTrunk("", "b"); !errors.Is(err, ErrExists) {
+		t.Fatalf("removing a trunk in use: %v", err)
+	}
+}

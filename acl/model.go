@@ -26,7 +26,33 @@ type Number struct {
 	Name    string    `json:"name,omitempty"`
 	Members []Member  `json:"members"`
 	Created time.Time `json:"created"`
+	// Flow is the custom call flow; empty: the default flow (members in
+	// batches of RingCap, DefaultRingSeconds each, then voicemail).
+	Flow *Flow `json:"flow,omitempty"`
+	// Trunk carries the number's outbound calls; empty: the only trunk.
+	Trunk string `json:"trunk,omitempty"`
 }
+
+// DefaultRingSeconds is how long one step rings unless the flow says.
+const DefaultRingSeconds = 25
+
+// Flow is a number's custom call flow: steps rung in order, then Then.
+type Flow struct {
+	Steps []Step `json:"steps"`
+	Then  string `json:"then"` // voicemail | hangup
+}
+
+// Step rings some members at once for Seconds.
+type Step struct {
+	Users   []string `json:"users"`
+	Seconds int      `json:"seconds"`
+}
+
+// Flow outcomes after the last step.
+const (
+	ThenVoicemail = "voicemail"
+	ThenHangup    = "hangup"
+)
 
 // Member is one user's membership of a number.
 type Member struct {

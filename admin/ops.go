@@ -37,6 +37,10 @@ const (
 	OpTrunkRemove     = "trunk.remove"
 	OpRegistrations   = "registrations.list"
 	OpCalls           = "calls.list"
+	OpFlowSet         = "number.flow.set"
+	OpFlowShow        = "number.flow.show"
+	OpNumberSetTrunk  = "number.set-trunk"
+	OpUserSetDefault  = "user.set-default-number"
 	OpCallShow        = "calls.show"
 )
 
@@ -94,6 +98,24 @@ type (
 		Transport string    `json:"transport"`
 		UserAgent string    `json:"user_agent"`
 		ExpiresAt time.Time `json:"expires_at"`
+	}
+	FlowArgs struct {
+		Number string   `json:"number"`
+		Steps  []string `json:"steps,omitempty"` // USER[,USER...][:SECONDS]
+		Then   string   `json:"then,omitempty"`
+		Reset  bool     `json:"reset,omitempty"`
+	}
+	// FlowView is a number's call flow as it applies now.
+	FlowView struct {
+		Number  string     `json:"number"`
+		Default bool       `json:"default"`
+		Steps   []acl.Step `json:"steps"`
+		Then    string     `json:"then"`
+	}
+	TrunkOfArgs struct {
+		Number string `json:"number"`
+		Trunk  string `json:"trunk,omitempty"`
+		User   string `json:"user,omitempty"`
 	}
 	CallArgs struct {
 		Number string `json:"number,omitempty"`
@@ -344,6 +366,62 @@ var ops = map[string]opFunc{
 		}
 		return out, nil
 	}),
+	OpFlowSet: typed(func(ctx context.Context, s *Service, as string, a FlowArgs) (any, error) {
+		var steps []acl.Step
+		if !a.Reset {
+			if len(a.Steps) == 0 {
+				return nil, fmt.Errorf("%w: no steps: give --step USER[,USER...][:SECONDS] (repeatable), or --default", acl.ErrInvalid)
+			}
+			for _, raw := range a.Steps {
+				st, err := acl.ParseStep(raw)
+				if err != nil {
+					return nil, err
+				}
+				steps = append(steps, st)
+			}
+		}
+		if err := s.dir.SetFlow(as, a.Number, steps, a.Then); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpFlowSet, "number", e, "steps", len(steps))
+		return flowView(s.dir.Snapshot(), e), nil
+	}),
+	OpFlowShow: typed(func(ctx context.Context, s *Service, as string, a FlowArgs) (any, error) {
+		snap := s.dir.Snapshot()
+		actor, err := snap.Actor(as)
+		if err != nil {
+			return nil, err
+		}
+		e, err := acl.NormalizeE164(a.Number)
+		if err != nil {
+			return nil, err
+		}
+		n, ok := snap.Number(e)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
+		}
+		if err := acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
+			return nil, err
+		}
+		return flowView(snap, e), nil
+	}),
+	OpNumberSetTrunk: typed(func(ctx context.Context, s *Service, as string, a TrunkOfArgs) (any, error) {
+		if err := s.dir.SetNumberTrunk(as, a.Number, a.Trunk); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpNumberSetTrunk, "number", e, "trunk", a.Trunk)
+		return Done{e + " now calls out through trunk " + a.Trunk}, nil
+	}),
+	OpUserSetDefault: typed(func(ctx context.Context, s *Service, as string, a TrunkOfArgs) (any, error) {
+		if err := s.dir.SetDefaultNumber(as, a.User, a.Number); err != nil {
+			return nil, err
+		}
+		e, _ := acl.NormalizeE164(a.Number)
+		s.changed(as, OpUserSetDefault, "target", a.User, "number", e)
+		return Done{a.User + " now calls and texts out as " + e}, nil
+	}),
 	OpCalls: typed(func(ctx context.Context, s *Service, as string, a CallArgs) (any, error) {
 		snap := s.dir.Snapshot()
 		actor, err := snap.Actor(as)
@@ -466,4 +544,20 @@ func (s *Service) registrations(user string) []Registration {
 		out = append(out, Registration{User: b.User, Contact: b.Contact, Source: b.Source, Transport: b.Transport, UserAgent: b.UserAgent, ExpiresAt: b.Expires.UTC()})
 	}
 	return out
+}
+
+func flowView(snap *acl.Snapshot, e164 string) FlowView {
+	n, _ := snap.Number(e164)
+	if n.Flow != nil {
+		return FlowView{Number: e164, Steps: n.Flow.Steps, Then: n.Flow.Then}
+	}
+	v := FlowView{Number: e164, Default: true, Then: acl.ThenVoicemail, Steps: []acl.Step{}}
+	for i := 0; i < len(n.Members); i += acl.RingCap {
+		st := acl.Step{Seconds: acl.DefaultRingSeconds}
+		for _, m := range n.Members[i:min(i+acl.RingCap, len(n.Members))] {
+			st.Users = append(st.Users, m.User)
+		}
+		v.Steps = append(v.Steps, st)
+	}
+	return v
 }

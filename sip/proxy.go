@@ -42,12 +42,12 @@ func newBranchID() string {
 
 // fork is one inbound call being forked.
 type fork struct {
-	s     *Server
-	req   *sip.Request // as received
-	tx    sip.ServerTransaction
-	src   netip.AddrPort
-	rec   *inbox.Call
-	steps [][]acl.Ringing[location.Binding]
+	s    *Server
+	req  *sip.Request // as received
+	tx   sip.ServerTransaction
+	src  netip.AddrPort
+	rec  *inbox.Call
+	plan acl.RingPlan[location.Binding]
 
 	mu        sync.Mutex
 	answered  bool
@@ -55,7 +55,6 @@ type fork struct {
 	finished  bool // a final response went upstream
 	branches  []*branch
 	best      *sip.Response // best failure so far
-	declined  map[string]bool
 	events    chan struct{}
 }
 
@@ -88,7 +87,7 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 		CallID: req.CallID().Value(), StartedAt: now, Disposition: inbox.Ringing,
 		Skipped: plan.Skipped, Branches: []inbox.Branch{},
 	}
-	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, steps: plan.Batches, declined: map[string]bool{}, events: make(chan struct{}, 1)}
+	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, events: make(chan struct{}, 1)}
 	f.save()
 	tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
 	f.run()
@@ -116,12 +115,16 @@ func (f *fork) save() {
 func (f *fork) run() {
 	timerC := time.NewTimer(f.s.TimerC)
 	defer timerC.Stop()
-	for step := range f.steps {
+	for step := range f.plan.Batches {
 		if f.over() {
 			break
 		}
 		f.ring(step)
-		ringTimer := time.NewTimer(f.s.RingTime)
+		ringTime := f.s.RingTime
+		if f.plan.Custom {
+			ringTime = time.Duration(f.plan.Seconds[step]) * time.Second
+		}
+		ringTimer := time.NewTimer(ringTime)
 		stepOver := false
 		for !stepOver {
 			select {
@@ -196,7 +199,7 @@ func (f *fork) awaitStep(step int) {
 // ring starts one branch per device of every person of the step.
 func (f *fork) ring(step int) {
 	now := f.s.Now()
-	for _, person := range f.steps[step] {
+	for _, person := range f.plan.Batches[step] {
 		for _, bnd := range person.Devices {
 			breq, err := f.s.branchRequest(f.req, bnd)
 			if err != nil {

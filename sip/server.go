@@ -41,8 +41,8 @@ type Server struct {
 	DigestSHA256First bool
 	// SweepEvery is how often expired bindings are removed. Default 30 s.
 	SweepEvery time.Duration
-	// RingTime is how long one step of a number's call flow rings.
-	// Default 25 s.
+	// RingTime is how long one step of a number's default call flow rings
+	// (custom flows give their own). Default 25 s.
 	RingTime time.Duration
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration

@@ -76,7 +76,7 @@ func newNumberCmd(g *globals) *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(add, set, list, show, remove, newMemberCmd(g))
+	cmd.AddCommand(add, set, list, show, remove, newMemberCmd(g), newFlowCmd(g), newSetTrunkCmd(g))
 	return cmd
 }
 

@@ -89,7 +89,7 @@ func newUserCmd(g *globals) *cobra.Command {
 	setPW.Flags().StringVar(&newPW, "password", "", "new SIP password, at least 8 characters (\"-\" reads it from standard input)")
 	setPW.MarkFlagRequired("password")
 
-	cmd.AddCommand(add, list, remove, setRole, setPW)
+	cmd.AddCommand(add, list, remove, setRole, setPW, newSetDefaultNumberCmd(g))
 	return cmd
 }
 
