@@ -77,6 +77,15 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 	if !towardsDevice {
 		dest, transport = f.src.String(), strings.ToUpper(f.req.Transport())
 	}
+	if f.from != nil {
+		// Keep each side's view of the caller's identity (see fork.from).
+		if towardsDevice && r.From().Params.GetOr("tag", "") == f.req.From().Params.GetOr("tag", "") {
+			r.ReplaceHeader(cloneFrom(f.from))
+		} else if !towardsDevice && r.To().Params.GetOr("tag", "") == f.req.From().Params.GetOr("tag", "") {
+			to := &sip.ToHeader{DisplayName: f.req.From().DisplayName, Address: f.req.From().Address, Params: r.To().Params.Clone()}
+			r.ReplaceHeader(to)
+		}
+	}
 	host, port := s.advertised(f.req)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
 	via.Params.Add("branch", newBranchID())
@@ -112,6 +121,8 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 			}
 			up := res.Clone()
 			up.RemoveHeader("Via")
+			up.ReplaceHeader(cloneFrom(req.From()))
+			up.ReplaceHeader(sip.HeaderClone(req.To()))
 			up.SetDestination(req.Source())
 			tx.Respond(up)
 			if res.StatusCode >= 200 {

@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,14 +50,22 @@ type fork struct {
 	src  netip.AddrPort
 	rec  *inbox.Call
 	plan acl.RingPlan[location.Binding]
+	// from, when set, replaces the caller's From towards the devices (the
+	// shared number on outbound calls, the caller's name on inbound ones);
+	// responses and in-dialog requests towards the caller get theirs back.
+	from     *sip.FromHeader
+	pai      string // P-Asserted-Identity towards the devices (outbound)
+	private  bool   // a call between users: no shared-inbox record
+	outbound bool   // towards a trunk: relay its failure as it is
 
-	mu        sync.Mutex
-	answered  bool
-	cancelled bool // by the caller
-	finished  bool // a final response went upstream
-	branches  []*branch
-	best      *sip.Response // best failure so far
-	events    chan struct{}
+	mu          sync.Mutex
+	answered    bool
+	cancelled   bool // by the caller
+	finished    bool // a final response went upstream
+	ringingSent bool // a 180 went upstream
+	branches    []*branch
+	best        *sip.Response // best failure so far
+	events      chan struct{}
 }
 
 type branch struct {
@@ -88,9 +98,115 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 		Skipped: plan.Skipped, Branches: []inbox.Branch{},
 	}
 	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, events: make(chan struct{}, 1)}
+	// Until the address book lands, ringing phones show the caller's number.
+	from := cloneFrom(req.From())
+	if from.DisplayName == "" {
+		from.DisplayName = rec.Remote
+	}
+	f.from = from
+	f.start()
+}
+
+// start records the call and rings until it is settled.
+func (f *fork) start() {
 	f.save()
-	tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
+	f.tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
 	f.run()
+}
+
+// inviteUser rings one user's devices: a call between colleagues, not part
+// of any shared inbox.
+func (s *Server) inviteUser(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, caller, callee string) {
+	devs := s.loc.Lookup(callee)
+	if len(devs) == 0 {
+		s.respond(tx, req, 480, "Temporarily Unavailable")
+		return
+	}
+	plan := acl.RingPlan[location.Binding]{Batches: [][]acl.Ringing[location.Binding]{{{User: callee, Devices: devs}}},
+		Seconds: []int{int(s.TimerC / time.Second)}, Custom: true, Then: acl.ThenHangup}
+	rec := &inbox.Call{ID: "user-call", Direction: "internal", Remote: caller, CallID: req.CallID().Value(), StartedAt: s.Now(), Branches: []inbox.Branch{}}
+	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, private: true, events: make(chan struct{}, 1)}
+	f.start()
+}
+
+// inviteOut sends a member's call to the outside world through the trunk
+// of the shared number they call as, with that number as caller ID.
+func (s *Server) inviteOut(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user, dest string) {
+	snap := s.dir.Snapshot()
+	number, ok := snap.OutboundNumber(user, req.From().Address.User)
+	if !ok {
+		s.respond(tx, req, 403, "Forbidden")
+		return
+	}
+	trunk, ok := snap.OutboundTrunk(number)
+	if !ok {
+		s.Log.Warn("no trunk for outbound call", "number", number, "user", user)
+		s.respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	target, err := resolveHostPort(trunk.Address)
+	if err != nil {
+		s.Log.Warn("trunk address does not resolve", "trunk", trunk.Name, "error", err)
+		s.respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	host, _, _ := net.SplitHostPort(trunk.Address)
+	bnd := location.Binding{User: trunk.Name, Contact: "sip:" + dest + "@" + hostPort(host, target.Port()), Source: target.String(), Transport: "udp"}
+	plan := acl.RingPlan[location.Binding]{Batches: [][]acl.Ringing[location.Binding]{{{User: trunk.Name, Devices: []location.Binding{bnd}}}},
+		Seconds: []int{int(s.TimerC / time.Second)}, Custom: true, Then: acl.ThenHangup}
+	rec := &inbox.Call{ID: s.calls.NewID(), Number: number, Direction: "outbound", Remote: dest, Member: user,
+		CallID: req.CallID().Value(), StartedAt: s.Now(), Disposition: inbox.Ringing, Branches: []inbox.Branch{}}
+	from := cloneFrom(req.From())
+	from.Address = sip.Uri{Scheme: "sip", User: number, Host: host}
+	from.DisplayName = ""
+	if n, ok := snap.Number(number); ok {
+		from.DisplayName = n.Name
+	}
+	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, from: from, outbound: true,
+		pai: "<sip:" + number + "@" + host + ">", events: make(chan struct{}, 1)}
+	f.start()
+}
+
+func hostPort(host string, port uint16) string {
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// resolveHostPort turns HOST:PORT into an address (the first A/AAAA).
+func resolveHostPort(hp string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a, uint16(p)), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("resolving %s: %w", host, err)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
+}
+
+// rewrite adapts a branch's INVITE: our identity for the caller when set,
+// and no credentials of ours or caller-asserted identity downstream.
+func (f *fork) rewrite(r *sip.Request) {
+	for _, name := range []string{"Proxy-Authorization", "Authorization", "P-Asserted-Identity", "Remote-Party-ID"} {
+		for r.GetHeader(name) != nil {
+			r.RemoveHeader(name)
+		}
+	}
+	if f.from != nil {
+		r.ReplaceHeader(cloneFrom(f.from))
+	}
+	if f.pai != "" {
+		r.AppendHeader(sip.NewHeader("P-Asserted-Identity", f.pai))
+	}
 }
 
 func (f *fork) poke() {
@@ -101,6 +217,9 @@ func (f *fork) poke() {
 }
 
 func (f *fork) save() {
+	if f.private {
+		return
+	}
 	f.mu.Lock()
 	c := *f.rec
 	c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
@@ -206,6 +325,7 @@ func (f *fork) ring(step int) {
 				f.s.Log.Warn("bad binding", "user", person.User, "error", err)
 				continue
 			}
+			f.rewrite(breq)
 			f.mu.Lock()
 			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq}
 			f.rec.Branches = append(f.rec.Branches, inbox.Branch{Step: step, User: person.User, Contact: bnd.Contact,
@@ -273,7 +393,15 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 		if pending {
 			f.sendCancel(b)
 		}
-		if code > 100 && !f.over() {
+		// One 180 tells the caller it rings; more (one per phone) add
+		// nothing and confuse some carriers. Early media (a body) always goes.
+		f.mu.Lock()
+		send := code > 100 && !f.answered && !f.cancelled && (len(res.Body()) > 0 || !f.ringingSent)
+		if send && len(res.Body()) == 0 {
+			f.ringingSent = true
+		}
+		f.mu.Unlock()
+		if send {
 			f.relay(res)
 		}
 		return false
@@ -505,9 +633,10 @@ func (f *fork) finish() {
 	case cancelled && finished:
 		f.rec.Disposition = inbox.Missed
 	default:
-		// No answer in any step. Until voicemail lands: 480.
+		// No answer in any step. Until voicemail lands: 480. An outbound
+		// call relays what the far end said (busy, not found, ...).
 		code, reason := 480, "Temporarily Unavailable"
-		if best != nil && best.StatusCode >= 600 {
+		if best != nil && (best.StatusCode >= 600 || f.outbound) {
 			code, reason = best.StatusCode, best.Reason
 		}
 		f.s.respond(f.tx, f.req, code, reason)
@@ -529,6 +658,7 @@ func (f *fork) finish() {
 func (f *fork) relay(res *sip.Response) {
 	up := res.Clone()
 	up.RemoveHeader("Via") // ours, on top
+	up.ReplaceHeader(cloneFrom(f.req.From()))
 	up.SetDestination(f.req.Source())
 	if err := f.tx.Respond(up); err != nil {
 		// After the first 2xx the transaction is done: send statelessly.
@@ -567,3 +697,5 @@ func (s *Server) relayStateless(res *sip.Response) {
 		s.Log.Debug("relaying 2xx", "call_id", res.CallID().Value(), "error", err)
 	}
 }
+
+func cloneFrom(h *sip.FromHeader) *sip.FromHeader { return sip.HeaderClone(h).(*sip.FromHeader) }

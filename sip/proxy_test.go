@@ -101,6 +101,33 @@ func newDevice(t *testing.T, e *env, user, transport string) *device {
 	return d
 }
 
+// readyConn reports when sipgo starts reading it: by then the listener is
+// in sipgo's connection pool, so clients can send from its address.
+type readyConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (c *readyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.ready) })
+	return c.PacketConn.ReadFrom(b)
+}
+
+// serveUDP serves srv on a fresh 127.0.0.1 port and returns once it reads.
+func serveUDP(t *testing.T, srv *sipgo.Server) net.PacketConn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &readyConn{PacketConn: pc, ready: make(chan struct{})}
+	go srv.ServeUDP(rc)
+	recv(t, rc.ready, "the UDP listener")
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
 // carrier is a sipgo user agent on a trunk's trusted address.
 type carrier struct {
 	t      *testing.T
@@ -115,11 +142,7 @@ func newCarrier(t *testing.T, e *env) *carrier {
 		t.Fatal(err)
 	}
 	srv, _ := sipgo.NewServer(ua)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeUDP(pc)
+	pc := serveUDP(t, srv)
 	c := &carrier{t: t, addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientAddr(c.addr.String()), sipgo.WithClientConnectionAddr(c.addr.String()))
 	if err != nil {
@@ -127,7 +150,7 @@ func newCarrier(t *testing.T, e *env) *carrier {
 	}
 	c.dialog = sipgo.NewDialogClientCache(client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: "127.0.0.1", Port: int(c.addr.Port())}})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { c.dialog.ReadBye(req, tx) })
-	t.Cleanup(func() { pc.Close(); ua.Close() })
+	t.Cleanup(func() { ua.Close() })
 	if err := e.dir.AddTrunk("", "carrier", c.addr.String(), []string{c.addr.String()}); err != nil {
 		t.Fatal(err)
 	}
@@ -347,4 +370,3 @@ func TestForkStepsAndDecline(t *testing.T) {
 	}
 }
 
-var _ sync.Mutex

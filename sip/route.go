@@ -18,9 +18,23 @@ import (
 // INVITEs to a shared number fork. user is the authenticated user, or ""
 // for a trunk.
 func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
-	if req.Method == sip.INVITE && req.To().Params.GetOr("tag", "") == "" {
+	if req.Method == sip.INVITE {
 		if number, ok := s.sharedNumber(req.Recipient); ok {
 			s.inviteNumber(req, tx, src, number)
+			return
+		}
+		if user == "" {
+			// A trunk reaches our numbers only.
+			s.respond(tx, req, 404, "Not Found")
+			return
+		}
+		callee := req.Recipient.User
+		if _, ok := s.dir.Snapshot().User(callee); ok {
+			s.inviteUser(req, tx, src, user, callee)
+			return
+		}
+		if dest, err := acl.NormalizeE164(callee); err == nil {
+			s.inviteOut(req, tx, src, user, dest)
 			return
 		}
 		s.respond(tx, req, 404, "Not Found")
