@@ -1,0 +1,109 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/partyline/partyline/acl"
+	"github.com/partyline/partyline/config"
+	"github.com/partyline/partyline/inbox"
+)
+
+func openService(t *testing.T) *Service {
+	t.Helper()
+	s, err := Open(config.Config{DataDir: t.TempDir(), Realm: "test.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func call(t *testing.T, s *Service, as, op string, args any, out any) *Error {
+	t.Helper()
+	raw, _ := json.Marshal(args)
+	resp := s.Handle(context.Background(), Request{As: as, Op: op, Args: raw})
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Result, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+// TestCallHistoryAccess: only members of a number see its calls; a
+// workspace admin who is not a member is told to add themselves; a call of
+// another number is indistinguishable from a missing one.
+func TestCallHistoryAccess(t *testing.T) {
+	s := openService(t)
+	d := s.Directory()
+	for _, u := range []struct {
+		n string
+		r acl.Role
+	}{{"olga", acl.RoleOwner}, {"adam", acl.RoleAdmin}, {"mia", acl.RoleMember}, {"max", acl.RoleMember}} {
+		if err := d.AddUser("", acl.NewUser{Name: u.n, Password: "password1", Role: u.r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := d.AddNumber("", "+15551230001", "")
+	b, _ := d.AddNumber("", "+15551230002", "")
+	d.AddMember("", a, "mia", acl.RoleMember)
+	d.AddMember("", b, "max", acl.RoleMember)
+	ca := &inbox.Call{ID: s.Inbox().NewID(), Number: a, Disposition: inbox.Missed, Branches: []inbox.Branch{}}
+	cb := &inbox.Call{ID: s.Inbox().NewID(), Number: b, Disposition: inbox.Answered, Branches: []inbox.Branch{}}
+	s.Inbox().PutCall(ca)
+	s.Inbox().PutCall(cb)
+
+	var got []inbox.Call
+	if e := call(t, s, "mia", OpCalls, CallArgs{}, &got); e != nil || len(got) != 1 || got[0].ID != ca.ID {
+		t.Fatalf("mia's calls: %v %+v", e, got)
+	}
+	if e := call(t, s, "", OpCalls, CallArgs{}, &got); e != nil || len(got) != 2 || got[0].ID != cb.ID {
+		t.Fatalf("operator's calls: %v %+v", e, got)
+	}
+	if e := call(t, s, "mia", OpCalls, CallArgs{Number: b}, nil); e == nil || e.Kind != "forbidden" {
+		t.Fatalf("mia on another number: %v", e)
+	}
+	if e := call(t, s, "adam", OpCalls, CallArgs{Number: a}, nil); e == nil || !strings.Contains(e.Message, "number member add NUMBER adam") {
+		t.Fatalf("a workspace admin who is not a member: %v", e)
+	}
+	var one inbox.Call
+	if e := call(t, s, "mia", OpCallShow, CallArgs{ID: ca.ID}, &one); e != nil || one.Number != a {
+		t.Fatalf("show own: %v", e)
+	}
+	e1 := call(t, s, "mia", OpCallShow, CallArgs{ID: cb.ID}, nil)
+	e2 := call(t, s, "mia", OpCallShow, CallArgs{ID: "ffff"}, nil)
+	if e1 == nil || e2 == nil || e1.Kind != e2.Kind || strings.Replace(e1.Message, cb.ID, "X", 1) != strings.Replace(e2.Message, "ffff", "X", 1) {
+		t.Fatalf("another number's call should look missing: %v / %v", e1, e2)
+	}
+}
+
+func TestFlowOps(t *testing.T) {
+	s := openService(t)
+	d := s.Directory()
+	for _, u := range []string{"a", "b", "c"} {
+		d.AddUser("", acl.NewUser{Name: u, Password: "password1"})
+	}
+	n, _ := d.AddNumber("", "+15551230001", "")
+	for _, u := range []string{"a", "b", "c"} {
+		d.AddMember("", n, u, acl.RoleMember)
+	}
+	var v FlowView
+	if e := call(t, s, "", OpFlowShow, FlowArgs{Number: n}, &v); e != nil || !v.Default || len(v.Steps) != 1 || len(v.Steps[0].Users) != 3 {
+		t.Fatalf("default flow: %v %+v", e, v)
+	}
+	if e := call(t, s, "", OpFlowSet, FlowArgs{Number: n, Steps: []string{"a:10", "b,c"}, Then: "hangup"}, &v); e != nil || v.Default || v.Steps[0].Seconds != 10 || v.Steps[1].Seconds != 25 || v.Then != "hangup" {
+		t.Fatalf("custom flow: %v %+v", e, v)
+	}
+	if e := call(t, s, "", OpFlowSet, FlowArgs{Number: n}, nil); e == nil || !strings.Contains(e.Message, "--step") {
+		t.Fatalf("no steps: %v", e)
+	}
+	if e := call(t, s, "", OpFlowSet, FlowArgs{Number: n, Reset: true}, &v); e != nil || !v.Default {
+		t.Fatalf("reset: %v %+v", e, v)
+	}
+}
