@@ -64,6 +64,7 @@ type env struct {
 	dir    *acl.Directory
 	loc    *location.Store
 	inbox  *inbox.Store
+	saved  chan struct{} // a call record was written
 	srv    *Server
 	clock  *clock
 	log    *logBuffer
@@ -104,7 +105,8 @@ func (e *env) open(configure func(*Server)) {
 	if e.inbox, err = inbox.Open(db, e.clock.Now); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = New(e.dir, e.loc, e.inbox)
+	e.saved = make(chan struct{}, 1)
+	e.srv = New(e.dir, e.loc, notifyLog{e.inbox, e.saved})
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
 	if configure != nil {
@@ -136,4 +138,19 @@ func (e *env) stop() {
 func (e *env) restart(configure func(*Server)) {
 	e.stop()
 	e.open(configure)
+}
+
+// notifyLog signals every committed call record, so tests await writes.
+type notifyLog struct {
+	*inbox.Store
+	saved chan struct{}
+}
+
+func (n notifyLog) PutCall(c *inbox.Call) error {
+	err := n.Store.PutCall(c)
+	select {
+	case n.saved <- struct{}{}:
+	default:
+	}
+	return err
 }

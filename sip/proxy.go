@@ -58,6 +58,7 @@ type fork struct {
 	private  bool   // a call between users: no shared-inbox record
 	outbound bool   // towards a trunk: relay its failure as it is
 
+	saveMu      sync.Mutex // serialises save
 	mu          sync.Mutex
 	answered    bool
 	cancelled   bool // by the caller
@@ -216,10 +217,14 @@ func (f *fork) poke() {
 	}
 }
 
+// save writes the record as it is now. Saves are serialised so a later
+// state never loses to an earlier one.
 func (f *fork) save() {
 	if f.private {
 		return
 	}
+	f.saveMu.Lock()
+	defer f.saveMu.Unlock()
 	f.mu.Lock()
 	c := *f.rec
 	c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
@@ -261,12 +266,10 @@ func (f *fork) run() {
 			}
 		}
 		ringTimer.Stop()
-		// Let the step's branches finish (487s, late answers) before moving on.
-		f.awaitStep(step)
-		if f.answeredNow() {
-			break
-		}
+		// The next step starts at once; this one's cancelled branches end
+		// on their own (a late 2xx from one still wins the call).
 	}
+	f.awaitSettled()
 	f.finish()
 }
 
@@ -294,25 +297,43 @@ func (f *fork) stepSettled(step int) bool {
 	return true
 }
 
-// awaitStep waits (bounded by Timer B, 32 s) for the step's branches to end.
-func (f *fork) awaitStep(step int) {
-	deadline := time.NewTimer(32 * time.Second)
+// awaitSettled waits, at most 5 s, for branches that rang to send their
+// final response (487 after our CANCEL); a branch that never sent even a
+// provisional is closed in the record as it stands, and its CANCEL still
+// goes out should a 1xx arrive later (RFC 3261 §9.1).
+func (f *fork) awaitSettled() {
+	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
-	for !f.stepSettled(step) {
+	for {
+		f.mu.Lock()
+		waiting := false
+		for _, b := range f.branches {
+			if !b.done && b.provisional && !f.answered {
+				waiting = true
+			}
+		}
+		f.mu.Unlock()
+		if !waiting {
+			break
+		}
 		select {
 		case <-f.events:
+			continue
 		case <-deadline.C:
-			f.mu.Lock()
-			for _, b := range f.branches {
-				if !b.done {
-					b.done = true
-					f.endBranch(b, inbox.BranchUnreachable, 0)
-				}
+		}
+		break
+	}
+	f.mu.Lock()
+	for _, b := range f.branches {
+		if !b.done && f.rec.Branches[b.idx].EndedAt == nil {
+			outcome := b.cancelWant
+			if outcome == "" {
+				outcome = inbox.BranchUnreachable
 			}
-			f.mu.Unlock()
-			return
+			f.endBranch(b, outcome, 0)
 		}
 	}
+	f.mu.Unlock()
 }
 
 // ring starts one branch per device of every person of the step.
@@ -627,12 +648,7 @@ func (f *fork) finish() {
 	answered, cancelled, finished := f.answered, f.cancelled, f.finished
 	best := f.best
 	f.mu.Unlock()
-	switch {
-	case answered:
-		// the 2xx went up in onResponse; the record ends with the BYE
-	case cancelled && finished:
-		f.rec.Disposition = inbox.Missed
-	default:
+	if !answered && !(cancelled && finished) {
 		// No answer in any step. Until voicemail lands: 480. An outbound
 		// call relays what the far end said (busy, not found, ...).
 		code, reason := 480, "Temporarily Unavailable"
@@ -640,15 +656,15 @@ func (f *fork) finish() {
 			code, reason = best.StatusCode, best.Reason
 		}
 		f.s.respond(f.tx, f.req, code, reason)
-		f.rec.Disposition = inbox.Missed
-		if len(f.branches) == 0 {
-			f.rec.Disposition = inbox.Missed
-		}
 	}
 	if !answered {
 		now := f.s.Now()
 		f.mu.Lock()
 		f.rec.EndedAt = &now
+		f.rec.Disposition = inbox.Missed
+		if f.outbound {
+			f.rec.Disposition = inbox.Failed
+		}
 		f.mu.Unlock()
 	}
 	f.save()

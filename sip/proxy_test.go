@@ -186,21 +186,27 @@ func numberWith(t *testing.T, e *env, users ...string) {
 
 func recv[T any](t *testing.T, ch chan T, what string) T {
 	t.Helper()
+	return recvWithin(t, ch, what, 5*time.Second)
+}
+
+func recvWithin[T any](t *testing.T, ch chan T, what string, d time.Duration) T {
+	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(5 * time.Second):
+	case <-time.After(d):
 		t.Fatalf("timed out waiting for %s", what)
 	}
 	var zero T
 	return zero
 }
 
-// lastCall returns the newest call record once it is no longer ringing.
+// lastCall returns the newest call record once until holds for it,
+// awaiting each record write (at most 5 s).
 func lastCall(t *testing.T, e *env, until func(inbox.Call) bool) inbox.Call {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; ; i++ {
+	deadline := time.After(5 * time.Second)
+	for {
 		calls, err := e.inbox.Calls([]string{testNumber}, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -208,10 +214,11 @@ func lastCall(t *testing.T, e *env, until func(inbox.Call) bool) inbox.Call {
 		if len(calls) == 1 && until(calls[0]) {
 			return calls[0]
 		}
-		if time.Now().After(deadline) || i > 500 {
+		select {
+		case <-e.saved:
+		case <-deadline:
 			t.Fatalf("call record not as expected: %+v", calls)
 		}
-		time.Sleep(10 * time.Millisecond) // the record is written after the response; bounded poll
 	}
 }
 
@@ -370,3 +377,58 @@ func TestForkStepsAndDecline(t *testing.T) {
 	}
 }
 
+
+// TestForkRingTimeoutNextStep: a step that nobody answers ends after its
+// ring time, its ringing phones get CANCEL (no "elsewhere" Reason: it was a
+// missed ring), a phone that never answers at all does not hold the call
+// up, and the next step's answer wins.
+func TestForkRingTimeoutNextStep(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob", "carol")
+	// alice's phone is deaf: its binding points at a socket that reads nothing.
+	deaf, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	e.loc.Apply("alice", location.Update{CallID: "deaf", CSeq: 1, Source: deaf.LocalAddr().String(), Transport: "udp",
+		Contacts: []location.Contact{{URI: "sip:alice@" + deaf.LocalAddr().String(), Expires: time.Hour}}})
+	bob, carol := newDevice(t, e, "bob", "udp"), newDevice(t, e, "carol", "udp")
+	st1, _ := acl.ParseStep("alice,bob:5")
+	st2, _ := acl.ParseStep("carol:5")
+	if err := e.dir.SetFlow("", testNumber, []acl.Step{st1, st2}, acl.ThenVoicemail); err != nil {
+		t.Fatal(err)
+	}
+	car := newCarrier(t, e)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		s, err := car.call(e, testNumber)
+		if err == nil {
+			err = s.WaitAnswer(context.Background(), sipgo.AnswerOptions{})
+			if err == nil {
+				s.Ack(context.Background())
+				s.Bye(context.Background())
+			}
+		}
+		done <- err
+	}()
+	recv(t, bob.invites, "bob's INVITE")
+	c := recvWithin(t, bob.cancels, "bob's CANCEL at the end of step 1 (5 s)", 10*time.Second)
+	if c.GetHeader("Reason") != nil {
+		t.Fatalf("a missed ring carries %v", c.GetHeader("Reason"))
+	}
+	recv(t, carol.invites, "carol's INVITE in step 2")
+	carol.answer <- 200
+	if err := recv(t, done, "the call"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the deaf phone held the call up for %v", d)
+	}
+	rec := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil && !strings.Contains(fmt.Sprint(outcomes(c)), "ringing") })
+	o := outcomes(rec)
+	if rec.AnsweredBy == nil || rec.AnsweredBy.User != "carol" || o["bob"] != inbox.BranchNoAnswer || o["alice"] == inbox.BranchRinging || o["alice"] == "" {
+		t.Fatalf("history: %+v", rec)
+	}
+}
