@@ -377,7 +377,6 @@ func TestForkStepsAndDecline(t *testing.T) {
 	}
 }
 
-
 // TestForkRingTimeoutNextStep: a step that nobody answers ends after its
 // ring time, its ringing phones get CANCEL (no "elsewhere" Reason: it was a
 // missed ring), a phone that never answers at all does not hold the call
@@ -426,7 +425,9 @@ func TestForkRingTimeoutNextStep(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("the deaf phone held the call up for %v", d)
 	}
-	rec := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil && !strings.Contains(fmt.Sprint(outcomes(c)), "ringing") })
+	rec := lastCall(t, e, func(c inbox.Call) bool {
+		return c.EndedAt != nil && !strings.Contains(fmt.Sprint(outcomes(c)), "ringing")
+	})
 	o := outcomes(rec)
 	if rec.AnsweredBy == nil || rec.AnsweredBy.User != "carol" || o["bob"] != inbox.BranchNoAnswer || o["alice"] == inbox.BranchRinging || o["alice"] == "" {
 		t.Fatalf("history: %+v", rec)
