@@ -16,21 +16,40 @@ import (
 // Call-ID: where each side is, and the history record to close on BYE.
 type dialogs struct {
 	mu sync.Mutex
-	m  map[string]*fork
+	m  map[string]dialogEntry
 }
 
-func newDialogs() *dialogs { return &dialogs{m: map[string]*fork{}} }
+type dialogEntry struct {
+	f     *fork
+	added time.Time
+}
+
+// maxDialogAge forgets dialogs whose BYE never came (a crashed phone).
+const maxDialogAge = 12 * time.Hour
+
+func newDialogs() *dialogs { return &dialogs{m: map[string]dialogEntry{}} }
 
 func (d *dialogs) add(callID string, f *fork) {
 	d.mu.Lock()
-	d.m[callID] = f
+	d.m[callID] = dialogEntry{f: f, added: time.Now()}
 	d.mu.Unlock()
 }
 
 func (d *dialogs) get(callID string) *fork {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.m[callID]
+	return d.m[callID].f
+}
+
+// prune forgets dialogs older than maxDialogAge.
+func (d *dialogs) prune(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, e := range d.m {
+		if now.Sub(e.added) > maxDialogAge {
+			delete(d.m, id)
+		}
+	}
 }
 
 func (d *dialogs) remove(callID string) {

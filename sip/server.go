@@ -254,6 +254,7 @@ func (s *Server) sweep(ctx context.Context) {
 			s.Log.Error("sweeping expired bindings", "error", err)
 		}
 		s.bans.prune(s.Now())
+		s.dialogs.prune(time.Now())
 		if s.Swept != nil {
 			s.Swept(n)
 		}
