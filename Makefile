@@ -19,6 +19,13 @@ run: build
 ## test: install the test peers when missing, then format, vet, race tests, fuzz
 test: peers check
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) fuzz
+
+## fuzz: a short bounded run of each native fuzz target (FUZZTIME scales it)
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzAdmit$$' -fuzztime $(FUZZTIME) ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime 10s ./sip/
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -6,8 +6,10 @@ package sip
 //
 //  1. size limit (MaxMessage, default 64 KiB)           → silence (UDP), 413 + close (TCP)
 //  2. parse                                             → 400 when a reply can be addressed, else silence
+//     (a version other than SIP/2.0 that does not parse → 505)
 //  3. required headers present and single               → 400 (no Via: silence)
-//     (Via, From, To, Call-ID, CSeq, Max-Forwards; Content-Length at most once)
+//     (Via, From, To, Call-ID, CSeq, Max-Forwards; Content-Length at most
+//     once; a REGISTER's To and From SIP or SIPS URIs)
 //  4. SIP/2.0 only                                      → 505
 //  5. CSeq method equals the method; numbers in range   → 400
 //  6. unknown Require / Proxy-Require option tags       → 420 with Unsupported
@@ -20,6 +22,14 @@ package sip
 // the socket wrappers in conn.go); 9–10 run in the request handler (serve).
 // Responses are checked by stages 1–3 only and then go to sipgo's
 // transaction layer, which drops the unsolicited ones.
+//
+// Where sipgo's parser disagrees with RFC 3261 the pipeline works on the
+// raw bytes: white space around ';' '=' ',' is tidied away before parsing
+// (tidyHeaders), a Request-URI of a scheme sipgo cannot parse is replaced
+// by a placeholder until stage 7, answers to messages sipgo cannot parse
+// are built from their raw text (rawAnswer), and the method is compared
+// as sent (sipgo upper-cases it). The RFC 4475 and RFC 5118 corpora run
+// through all of it (corpus_test.go).
 
 import (
 	"bytes"
@@ -37,7 +47,7 @@ import (
 type verdict int
 
 const (
-	pass      verdict = iota // hand to sipgo
+	pass      verdict = iota // hand the returned message to sipgo
 	reply                    // send resp, stop
 	drop                     // silence
 	closeConn                // send resp if any, then close the stream
@@ -46,7 +56,10 @@ const (
 // supportedOptions are the option tags we implement (Require, Proxy-Require).
 var supportedOptions = map[string]bool{}
 
-// admit runs stages 1–8 on one framed message from src.
+// admit runs stages 1–8 on one framed message from src. It returns the
+// answer to send (reply, closeConn) or, with pass, the message as sipgo
+// must read it (see tidyHeaders). A panic in the stages is recovered,
+// counted and logged, and the message dropped.
 func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -54,29 +67,53 @@ func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte)
 			v, resp = drop, nil
 		}
 	}()
+	return s.stages(data, src)
+}
+
+// stages is admit without the recover, so that a fuzz target sees panics.
+func (s *Server) stages(data []byte, src netip.AddrPort) (verdict, []byte) {
 	// 1. Size.
 	if len(data) > s.MaxMessage {
 		return drop, nil
 	}
-	// 2. Parse.
-	msg, err := s.parser.ParseSIP(data)
-	if err != nil {
-		if req, ok := msg.(*sip.Request); ok && req.Via() != nil {
-			return reply, s.response(req, 400, "Bad Request")
-		}
-		if r := rawBadRequest(data); r != nil {
-			return reply, r
-		}
-		return drop, nil
+	// 2. Parse what sipgo will parse: tidied, with rport.
+	data = tidyHeaders(data)
+	line := splitStartLine(data)
+	switch {
+	case line.response:
+		return s.admitResponse(data)
+	case !line.request:
+		return drop, nil // garbage
 	}
+	data = withRport(data)
+	parsed, scheme := data, ""
+	if line.exact && foreignScheme(line.uri) {
+		// RFC 3261 allows any absoluteURI as Request-URI, but sipgo's URI
+		// parser refuses schemes with digits, '+', '-' or '.' ("soap.beep:")
+		// and the message would get 400 where stage 7 owes it 416. Parse it
+		// with a placeholder URI; stage 7 judges the scheme sent.
+		scheme = uriScheme(line.uri)
+		parsed = replaceRequestURI(data, line, "sip:foreign-scheme.invalid")
+	}
+	msg, err := s.parser.ParseSIP(parsed)
 	req, ok := msg.(*sip.Request)
-	if !ok {
-		res := msg.(*sip.Response)
-		if res.Via() == nil || res.CSeq() == nil || res.CallID() == nil || res.From() == nil || res.To() == nil ||
-			res.StatusCode < 100 || res.StatusCode > 699 {
-			return drop, nil
+	if err != nil || !ok {
+		// sipgo stops at the first header it cannot parse, so its partial
+		// message may lack Call-ID or CSeq: answer from the raw text. A
+		// version we do not speak may be why it did not parse (SIP/7.0 in
+		// the Via too): that is the answer then.
+		if line.version != "SIP/2.0" {
+			return answer(rawAnswer(data, 505, "Version Not Supported"))
 		}
-		return pass, nil
+		return answer(rawAnswer(data, 400, "Bad Request"))
+	}
+	if req.SipVersion != line.version {
+		// White space after the version: sipgo keeps it and would echo it
+		// in every answer's status line. Malformed, as with a space (trws).
+		return reply, s.response(req, 400, "Bad Request")
+	}
+	if src.IsValid() {
+		req.SetSource(src.String()) // for rport in our answers
 	}
 	// 3. Required headers, present and single.
 	if req.Via() == nil {
@@ -93,13 +130,20 @@ func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte)
 	if len(req.GetHeaders("Content-Length")) > 1 {
 		return reply, s.response(req, 400, "Duplicate Content-Length")
 	}
-	// 4. Version.
+	if req.Method == sip.REGISTER && (!aorScheme(req.To().Address.Scheme) || !aorScheme(req.From().Address.Scheme)) {
+		// The address of record must be a SIP or SIPS URI (RFC 3261 §10.2,
+		// RFC 4475 unksm2): no credentials can fix that, so say it before
+		// the challenge.
+		return reply, s.response(req, 400, "Bad To or From URI")
+	}
+	// 4. Version (upper case: we would echo it, and must send upper case).
 	if req.SipVersion != "SIP/2.0" {
 		return reply, s.response(req, 505, "Version Not Supported")
 	}
-	// 5. CSeq and numeric ranges.
+	// 5. CSeq and numeric ranges. Methods are case-sensitive; sipgo upper-
+	// cases the request line's, so compare with the method as sent.
 	cseq := req.CSeq()
-	if !strings.EqualFold(string(cseq.MethodName), string(req.Method)) || string(cseq.MethodName) != string(req.Method) {
+	if strings.TrimSpace(string(cseq.MethodName)) != line.method {
 		return reply, s.response(req, 400, "CSeq Method Mismatch")
 	}
 	if cseq.SeqNo > 1<<31-1 {
@@ -126,13 +170,16 @@ func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte)
 			}
 		}
 		if len(unsupported) > 0 {
-			r := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
+			r := newResponse(req, 420, "Bad Extension")
 			r.AppendHeader(sip.NewHeader("Unsupported", strings.Join(unsupported, ", ")))
 			return reply, []byte(r.String())
 		}
 	}
 	// 7. Request-URI scheme.
-	switch strings.ToLower(req.Recipient.Scheme) {
+	if scheme == "" {
+		scheme = req.Recipient.Scheme
+	}
+	switch strings.ToLower(scheme) {
 	case "sip", "sips", "tel":
 	default:
 		return reply, s.response(req, 416, "Unsupported URI Scheme")
@@ -141,47 +188,393 @@ func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte)
 	if s.bans.banned(src.Addr().Unmap(), s.Now()) {
 		return drop, nil
 	}
-	return pass, nil
+	return pass, data
+}
+
+// admitResponse is stages 2–3 for a response: one that does not parse or
+// lacks what a transaction is matched by is dropped; the rest go to the
+// transaction layer, which drops the unsolicited ones. Never an answer.
+func (s *Server) admitResponse(data []byte) (verdict, []byte) {
+	msg, err := s.parser.ParseSIP(data)
+	res, ok := msg.(*sip.Response)
+	if err != nil || !ok {
+		return drop, nil
+	}
+	if res.Via() == nil || res.CSeq() == nil || res.CallID() == nil || res.From() == nil || res.To() == nil ||
+		res.StatusCode < 100 || res.StatusCode > 699 {
+		return drop, nil
+	}
+	for _, name := range []string{"From", "To", "Call-ID", "CSeq", "Content-Length"} {
+		if len(res.GetHeaders(name)) > 1 {
+			return drop, nil
+		}
+	}
+	return pass, data
+}
+
+// answer is reply with r, or silence when there is none.
+func answer(r []byte) (verdict, []byte) {
+	if r == nil {
+		return drop, nil
+	}
+	return reply, r
 }
 
 // response renders a stateless answer to req.
 func (s *Server) response(req *sip.Request, code int, reason string) []byte {
-	return []byte(sip.NewResponseFromRequest(req, code, reason, nil).String())
+	return []byte(newResponse(req, code, reason).String())
 }
 
-// rawBadRequest answers 400 to a request the parser refused, when its
-// request line and the headers a response needs can be read as text;
-// otherwise it returns nil (silence).
-func rawBadRequest(data []byte) []byte {
-	head, _, _ := bytes.Cut(data, []byte("\r\n\r\n"))
-	lines := strings.Split(string(head), "\r\n")
-	if len(lines) < 2 {
+// newResponse is sipgo's response to req, in the version we speak (sipgo
+// copies the request's, so a 505 would otherwise claim SIP/7.0).
+func newResponse(req *sip.Request, code int, reason string) *sip.Response {
+	r := sip.NewResponseFromRequest(req, code, reason, nil)
+	r.SipVersion = "SIP/2.0"
+	return r
+}
+
+// startLine is the first line of a message, read as text.
+type startLine struct {
+	request, response bool
+	// exact: "method SP uri SP version" with single spaces, as sipgo
+	// splits it; uriAt is where uri starts in the message.
+	exact                bool
+	uriAt                int
+	method, uri, version string
+}
+
+// splitStartLine reads a request line (a token, anything, a version
+// starting with "SIP/") or recognises a status line; anything else is
+// garbage (neither).
+func splitStartLine(data []byte) startLine {
+	end := bytes.Index(data, []byte("\r\n"))
+	if end < 0 {
+		end = len(data)
+	}
+	line := string(data[:end])
+	if len(line) >= 4 && strings.EqualFold(line[:4], "SIP/") {
+		return startLine{response: true}
+	}
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return startLine{}
+	}
+	rest := strings.TrimRight(line[sp+1:], " \t")
+	last := strings.LastIndexByte(rest, ' ')
+	if last < 0 {
+		return startLine{}
+	}
+	version := rest[last+1:]
+	if len(version) < 4 || !strings.EqualFold(version[:4], "SIP/") {
+		return startLine{}
+	}
+	uri := rest[:last]
+	return startLine{
+		request: true,
+		exact:   uri != "" && !strings.ContainsAny(uri, " \t") && len(rest) == len(line)-sp-1,
+		uriAt:   sp + 1,
+		method:  line[:sp],
+		uri:     strings.TrimSpace(uri),
+		version: version,
+	}
+}
+
+// isToken reports whether s is an RFC 3261 token (a method name).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-.!%*_+`'~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// uriScheme returns the scheme of an absolute URI (RFC 3986 §3.1), or "".
+func uriScheme(uri string) string {
+	colon := strings.IndexByte(uri, ':')
+	if colon < 1 {
+		return ""
+	}
+	for i := 0; i < colon; i++ {
+		c := uri[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return ""
+		}
+	}
+	return uri[:colon]
+}
+
+// aorScheme reports whether an address of record may have this scheme.
+func aorScheme(scheme string) bool {
+	return strings.EqualFold(scheme, "sip") || strings.EqualFold(scheme, "sips")
+}
+
+// foreignScheme reports a well-formed scheme we do not serve.
+func foreignScheme(uri string) bool {
+	switch strings.ToLower(uriScheme(uri)) {
+	case "", "sip", "sips", "tel":
+		return false
+	}
+	return true
+}
+
+// replaceRequestURI returns a copy of data with the Request-URI of an
+// exact request line replaced.
+func replaceRequestURI(data []byte, line startLine, uri string) []byte {
+	out := make([]byte, 0, len(data)+len(uri))
+	out = append(out, data[:line.uriAt]...)
+	out = append(out, uri...)
+	return append(out, data[line.uriAt+len(line.uri):]...)
+}
+
+// rawAnswer builds a stateless answer to a request sipgo could not parse
+// from the raw text of its Via, From, To, Call-ID and CSeq headers (all
+// Vias, in order). It returns nil (silence) when data is not a request or
+// has no Via. Values are echoed with control characters blanked, so an
+// answer can never carry a header the request smuggled in.
+func rawAnswer(data []byte, code int, reason string) []byte {
+	if !splitStartLine(data).request {
 		return nil
 	}
-	parts := strings.Fields(lines[0])
-	if len(parts) != 3 || parts[2] != "SIP/2.0" || strings.HasPrefix(lines[0], "SIP/") {
-		return nil
+	head := data
+	if i := bytes.Index(data, []byte("\r\n\r\n")); i >= 0 {
+		head = data[:i+2]
 	}
 	var b strings.Builder
-	b.WriteString("SIP/2.0 400 Bad Request\r\n")
-	var have = map[string]bool{}
-	for _, l := range lines[1:] {
-		name, value, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		n := canonicalName(strings.TrimSpace(name))
-		switch n {
+	b.WriteString("SIP/2.0 " + strconv.Itoa(code) + " " + reason + "\r\n")
+	vias := 0
+	eachHeader(head, func(name, value string) {
+		switch n := canonicalName(name); n {
 		case "Via", "From", "To", "Call-ID", "CSeq":
-			have[n] = true
-			b.WriteString(n + ": " + strings.TrimSpace(value) + "\r\n")
+			if n == "Via" {
+				vias++
+			}
+			b.WriteString(n + ": " + blankControls(value) + "\r\n")
 		}
-	}
-	if !have["Via"] || !have["CSeq"] || !have["Call-ID"] {
+	})
+	if vias == 0 {
 		return nil
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return []byte(b.String())
+}
+
+// tidied are the headers whose parameters sipgo reads: From, To, Via,
+// Contact, Route, Record-Route (with their compact forms).
+var tidied = map[string]bool{"via": true, "v": true, "from": true, "f": true, "to": true, "t": true,
+	"contact": true, "m": true, "route": true, "record-route": true}
+
+// tidyHeaders removes the linear white space RFC 3261 allows around ';',
+// '=' and ',' (and '/' in Via) in the tidied headers, joins their folded
+// lines and collapses other runs of white space to one space, outside
+// quoted strings and <...>. sipgo keeps that white space inside parameter
+// names and values: "From: <sip:a@b> ; tag = 1" has no "tag" for it, so
+// it answers a valid request (RFC 4475 wsinv) with a stateless 400 and
+// puts a second tag in To. Admission and sipgo both read the result. Other
+// headers, the start line and the body are kept byte for byte; a message
+// with nothing to tidy comes back as it is.
+func tidyHeaders(data []byte) []byte {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	first := bytes.Index(data, []byte("\r\n"))
+	if end < 0 || first == end {
+		return data
+	}
+	head := data[:end+2] // every header line ends with its CRLF
+	var out []byte
+	for pos := first + 2; pos < len(head); {
+		lineEnd := headerEnd(head, pos)
+		if lineEnd < 0 {
+			return data
+		}
+		raw := head[pos:lineEnd]
+		name, value, ok := bytes.Cut(raw, []byte(":"))
+		line := raw
+		if n := string(bytes.TrimSpace(name)); ok && tidied[strings.ToLower(n)] {
+			via := strings.EqualFold(n, "via") || strings.EqualFold(n, "v")
+			if t := n + ": " + tidyValue(string(value), via); t != string(raw) {
+				line = []byte(t)
+			}
+		}
+		if out == nil && !bytes.Equal(line, raw) {
+			out = append(make([]byte, 0, len(data)), data[:pos]...)
+		}
+		if out != nil {
+			out = append(append(out, line...), "\r\n"...)
+		}
+		pos = lineEnd + 2
+	}
+	if out == nil {
+		return data
+	}
+	return append(out, data[end+2:]...)
+}
+
+// withRport returns the request with ";rport" added to its top Via when
+// that has none; responses and messages it cannot read come back as they
+// are. sipgo sends a UDP response to the source address but to the port in
+// the Via (RFC 3261 §18.2.2) unless rport is present (RFC 3581 §4). We
+// always answer where the request came from, as admission's own answers
+// do: a phone behind NAT (most of ours) hears nothing otherwise, and the
+// Via port is only a claim of the sender. Over TCP the answer takes the
+// connection anyway; rport only adds received= and rport= to its Via.
+func withRport(msg []byte) []byte {
+	if splitStartLine(msg).response {
+		return msg
+	}
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	first := bytes.Index(msg, []byte("\r\n"))
+	if end < 0 || first == end {
+		return msg
+	}
+	head := msg[:end+2] // every header line ends with its CRLF
+	for pos := first + 2; pos < len(head); {
+		lineEnd := headerEnd(head, pos)
+		if lineEnd < 0 {
+			return msg
+		}
+		header := head[pos:lineEnd]
+		colon := bytes.IndexByte(header, ':')
+		if colon < 0 {
+			pos = lineEnd + 2
+			continue
+		}
+		name := strings.TrimSpace(string(header[:colon]))
+		if !strings.EqualFold(name, "via") && !strings.EqualFold(name, "v") {
+			pos = lineEnd + 2
+			continue
+		}
+		// The top Via value ends at the first comma outside quotes.
+		start, stop := pos+colon+1, lineEnd
+		quoted := false
+		for i := start; i < lineEnd; i++ {
+			switch c := msg[i]; {
+			case c == '\\' && quoted:
+				i++
+			case c == '"':
+				quoted = !quoted
+			case c == ',' && !quoted:
+				stop = i
+			}
+			if stop != lineEnd {
+				break
+			}
+		}
+		params := strings.Split(string(msg[start:stop]), ";")
+		for _, p := range params[1:] {
+			name, _, _ := strings.Cut(p, "=")
+			if strings.EqualFold(strings.Trim(name, " \t\r\n"), "rport") {
+				return msg
+			}
+		}
+		at := stop
+		for at > start && strings.IndexByte(" \t\r\n", msg[at-1]) >= 0 {
+			at--
+		}
+		out := make([]byte, 0, len(msg)+len(";rport"))
+		out = append(out, msg[:at]...)
+		out = append(out, ";rport"...)
+		return append(out, msg[at:]...)
+	}
+	return msg
+}
+
+// headerEnd returns where the header starting at pos in head ends: the
+// index of the CRLF not followed by a folding SP or HT; -1 when there is
+// none.
+func headerEnd(head []byte, pos int) int {
+	for {
+		i := bytes.Index(head[pos:], []byte("\r\n"))
+		if i < 0 {
+			return -1
+		}
+		pos += i
+		if pos+2 < len(head) && (head[pos+2] == ' ' || head[pos+2] == '\t') {
+			pos += 2
+			continue
+		}
+		return pos
+	}
+}
+
+// tidyValue is tidyHeaders for one header value (folds included).
+func tidyValue(v string, via bool) string {
+	var b strings.Builder
+	b.Grow(len(v))
+	quoted, angle, space, afterSep := false, false, false, true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted:
+			b.WriteByte(c)
+			if c == '\\' && i+1 < len(v) {
+				i++
+				b.WriteByte(v[i])
+			} else if c == '"' {
+				quoted = false
+			}
+			continue
+		case angle:
+			b.WriteByte(c)
+			angle = c != '>'
+			continue
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			space = true
+			continue
+		}
+		sep := c == ';' || c == '=' || c == ',' || (via && c == '/')
+		if space && !sep && !afterSep {
+			b.WriteByte(' ')
+		}
+		space, afterSep = false, sep
+		b.WriteByte(c)
+		quoted, angle = c == '"', c == '<'
+	}
+	return b.String()
+}
+
+// eachHeader calls fn for each header of a header block (start line
+// first, which is skipped; it ends at the first empty line or the end of
+// head), with folded lines joined by one space (RFC 3261 §7.3.1). Lines
+// without a colon are skipped.
+func eachHeader(head []byte, fn func(name, value string)) {
+	lines := strings.Split(string(head), "\r\n")
+	var cur strings.Builder
+	flush := func() {
+		if name, value, ok := strings.Cut(cur.String(), ":"); ok {
+			fn(strings.TrimSpace(name), strings.TrimSpace(value))
+		}
+		cur.Reset()
+	}
+	for _, l := range lines[1:] {
+		if l == "" {
+			break
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			cur.WriteByte(' ')
+			cur.WriteString(strings.TrimSpace(l))
+			continue
+		}
+		flush()
+		cur.WriteString(l)
+	}
+	flush()
+}
+
+// blankControls replaces control characters (but tab) with spaces.
+func blankControls(s string) string {
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func canonicalName(n string) string {
@@ -196,6 +589,8 @@ func canonicalName(n string) string {
 		return "Call-ID"
 	case "cseq":
 		return "CSeq"
+	case "content-length", "l":
+		return "Content-Length"
 	}
 	return n
 }
@@ -214,8 +609,16 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	switch req.Method {
 	case sip.ACK:
-		return // a 2xx ACK for a dialog we do not keep: absorb
+		s.inDialog(req, tx, src) // a 2xx ACK; dropped unless its dialog is ours
+		return
 	case sip.OPTIONS:
+		if mf := req.MaxForwards(); req.Recipient.User != "" && mf != nil && mf.Val() == 0 {
+			// Addressed to a user, so a proxy would forward it and may not:
+			// 483 (RFC 3261 §16.3 step 3, RFC 4475 zeromf). An OPTIONS to
+			// the server itself is answered whatever its Max-Forwards.
+			s.respond(tx, req, 483, "Too Many Hops")
+			return
+		}
 		s.options(req, tx)
 		return
 	case sip.CANCEL:
@@ -230,17 +633,25 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 		s.register(req, tx, src, user)
 		return
 	}
+	// Inside a dialog we record-routed: the dialog is the credential.
+	if req.To().Params.Has("tag") {
+		s.inDialog(req, tx, src)
+		return
+	}
 	// Other requests: a trunk's are trusted, anyone else proves who they are.
+	user := ""
 	if _, trusted := s.dir.TrustedTrunk(src); !trusted {
-		if _, ok := s.authenticate(req, tx, src, true); !ok {
+		u, ok := s.authenticate(req, tx, src, true)
+		if !ok {
 			return
 		}
+		user = u
 	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		s.respond(tx, req, 483, "Too Many Hops")
 		return
 	}
-	s.respond(tx, req, 501, "Not Implemented")
+	s.routeRequest(req, tx, src, user)
 }
 
 // authenticate checks the request's digest credentials (Authorization, or
@@ -284,7 +695,7 @@ func (s *Server) securityLog(src netip.AddrPort) {
 }
 
 // allow is what the server implements, for Allow headers.
-const allow = "REGISTER, OPTIONS, ACK"
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO"
 
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)

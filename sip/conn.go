@@ -2,11 +2,11 @@ package sip
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
+	"time"
 )
 
 // packetConn runs admission on every datagram before sipgo reads it.
@@ -31,12 +31,22 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if !ok {
 			continue
 		}
+		if n > len(b) {
+			// More than sipgo reads at once (sip.TransportBufferReadSize):
+			// handing it over would cut it. Stage 1 on UDP is silence.
+			continue
+		}
 		v, resp := c.s.admit(data, ua.AddrPort())
 		switch v {
 		case pass:
-			return copy(b, data), addr, nil
+			if len(resp) > len(b) {
+				continue // grown past sipgo's buffer (rport): as stage 1
+			}
+			return copy(b, resp), addr, nil
 		case reply, closeConn:
-			c.PacketConn.WriteTo(resp, addr)
+			if resp != nil {
+				c.PacketConn.WriteTo(resp, addr)
+			}
 		}
 	}
 }
@@ -61,65 +71,108 @@ func (l listener) Accept() (net.Conn, error) {
 
 // streamConn frames the TCP byte stream into messages (RFC 3261 §18.3:
 // headers, then Content-Length bytes), runs admission on each, and lets
-// sipgo read only the admitted ones.
+// sipgo read only the admitted ones. sipgo reads each connection from one
+// goroutine; writes here go straight to the socket, which is safe next to
+// sipgo's own.
 type streamConn struct {
 	net.Conn
 	s      *Server
 	src    netip.AddrPort
 	in     []byte // received, not yet framed
 	out    []byte // admitted, not yet read by sipgo
-	closed bool
+	chunk  []byte // read buffer
+	closed bool   // framing lost or answered with close: end the stream
 }
 
 func (c *streamConn) Read(b []byte) (int, error) {
-	var chunk [32 << 10]byte
 	for len(c.out) == 0 {
 		if c.closed {
+			c.drain()
 			return 0, io.EOF
 		}
-		n, kind := frame(c.in, c.s.MaxMessage)
-		switch kind {
-		case frameNeedMore:
-			m, err := c.Conn.Read(chunk[:])
-			if m > 0 {
-				c.in = append(c.in, chunk[:m]...)
-			}
-			if err != nil {
-				return 0, err
-			}
-			continue
-		case framePing:
-			c.Conn.Write([]byte("\r\n")) // RFC 5626 §3.5.1 pong
-		case frameCRLF:
-		case frameMessage:
-			v, resp := c.s.admit(c.in[:n], c.src)
-			switch v {
-			case pass:
-				c.out = append(c.out[:0], c.in[:n]...)
-			case reply:
-				c.Conn.Write(resp)
-			case closeConn:
-				c.Conn.Write(resp)
-				c.closed = true
-			}
-		case frameBad:
-			if r := rawBadRequest(c.in); r != nil {
-				c.Conn.Write(r)
-			}
-			c.closed = true
-			continue
-		case frameTooLarge:
-			if r := rawBadRequest(c.in); r != nil {
-				c.Conn.Write(bytes.Replace(r, []byte("400 Bad Request"), []byte("413 Request Entity Too Large"), 1))
-			}
-			c.closed = true
-			continue
+		if err := c.next(); err != nil {
+			return 0, err
 		}
-		c.in = append(c.in[:0], c.in[n:]...)
 	}
 	n := copy(b, c.out)
 	c.out = c.out[n:]
 	return n, nil
+}
+
+// next handles the first thing buffered (a message, a keepalive, broken
+// framing), or reads more.
+func (c *streamConn) next() error {
+	n, kind := frame(c.in, c.s.MaxMessage)
+	switch kind {
+	case frameNeedMore:
+		return c.fill()
+	case framePing:
+		c.Conn.Write([]byte("\r\n")) // RFC 5626 §3.5.1 pong
+	case frameCRLF:
+	case frameMessage, frameUnsized:
+		msg := c.in[:n]
+		v, resp := c.s.admit(msg, c.src)
+		if kind == frameUnsized {
+			// A stream needs Content-Length to find where the next message
+			// starts (RFC 3261 §18.3, §20.14); taking it as 0 is a guess,
+			// so answer this one and close.
+			if v == pass {
+				resp = rawAnswer(msg, 400, "Missing Content-Length")
+			}
+			v = closeConn
+		}
+		switch v {
+		case pass:
+			c.out = append(c.out[:0], resp...)
+		case reply:
+			c.Conn.Write(resp)
+		case closeConn:
+			if resp != nil {
+				c.Conn.Write(resp)
+			}
+			c.closed = true
+		}
+	case frameBad:
+		if r := rawAnswer(c.in, 400, "Bad Content-Length"); r != nil {
+			c.Conn.Write(r)
+		}
+		c.closed = true
+		return nil
+	case frameTooLarge:
+		if r := rawAnswer(c.in, 413, "Request Entity Too Large"); r != nil {
+			c.Conn.Write(r)
+		}
+		c.closed = true
+		return nil
+	}
+	c.in = append(c.in[:0], c.in[n:]...)
+	return nil
+}
+
+// drain reads away what the peer still sends (at most 64 KiB, for at most
+// a second) before sipgo closes the connection: a close with unread input
+// resets the connection, and the peer may then lose the answer just
+// written.
+func (c *streamConn) drain() {
+	c.Conn.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, c.Conn, 64<<10)
+}
+
+// fill reads more of the stream. When the peer ends it inside a message
+// (a Content-Length past the end, no empty line after the headers), that
+// message gets a 400 if it can be addressed.
+func (c *streamConn) fill() error {
+	if c.chunk == nil {
+		c.chunk = make([]byte, 32<<10)
+	}
+	m, err := c.Conn.Read(c.chunk)
+	c.in = append(c.in, c.chunk[:m]...)
+	if errors.Is(err, io.EOF) && len(bytes.Trim(c.in, "\r\n")) > 0 {
+		if r := rawAnswer(c.in, 400, "Incomplete Message"); r != nil {
+			c.Conn.Write(r)
+		}
+	}
+	return err
 }
 
 type frameKind int
@@ -129,11 +182,12 @@ const (
 	framePing               // CRLFCRLF between messages
 	frameCRLF               // a lone CRLF between messages
 	frameMessage            // a whole message of n bytes
+	frameUnsized            // a message of n bytes without Content-Length (body taken as empty)
 	frameBad                // framing lost (bad Content-Length): close
 	frameTooLarge           // over the size limit: close
 )
 
-// frame finds the first message in buf.
+// frame finds the first message in buf, given the size limit max.
 func frame(buf []byte, max int) (int, frameKind) {
 	if bytes.HasPrefix(buf, []byte("\r\n\r\n")) {
 		return 4, framePing
@@ -151,41 +205,64 @@ func frame(buf []byte, max int) (int, frameKind) {
 		}
 		return 0, frameNeedMore
 	}
-	cl, ok := contentLength(buf[:end])
+	if end+4 > max {
+		return 0, frameTooLarge
+	}
+	cl, present, ok := contentLength(buf[:end+2])
 	if !ok {
 		return 0, frameBad
 	}
-	total := end + 4 + cl
-	if total > max {
+	if cl > max-end-4 {
 		return 0, frameTooLarge
 	}
+	total := end + 4 + cl
 	if len(buf) < total {
 		return 0, frameNeedMore
+	}
+	if !present {
+		return total, frameUnsized
 	}
 	return total, frameMessage
 }
 
-// contentLength reads Content-Length (or l) from a header block: 0 when
-// absent; not ok when negative, not a number, or given twice differently.
-func contentLength(head []byte) (int, bool) {
-	val := -1
-	for _, line := range strings.Split(string(head), "\r\n")[1:] {
-		name, v, found := strings.Cut(line, ":")
-		if !found {
-			continue
+// contentLength reads Content-Length (or l) from a header block: present
+// is false when there is none; not ok when a value is not 1*DIGIT or two
+// values differ. Values beyond any message size come back as 1<<31-1.
+func contentLength(head []byte) (n int, present, ok bool) {
+	ok = true
+	eachHeader(head, func(name, value string) {
+		if !ok || canonicalName(name) != "Content-Length" {
+			return
 		}
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name != "content-length" && name != "l" {
-			continue
+		v, good := digits(value)
+		if !good || (present && v != n) {
+			ok = false
+			return
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 0 || (val >= 0 && n != val) {
+		n, present = v, true
+	})
+	if !ok {
+		return 0, false, false
+	}
+	return n, present, true
+}
+
+// digits parses 1*DIGIT, saturating at 1<<31-1.
+func digits(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
 			return 0, false
 		}
-		val = n
+		if n < (1<<31-1)/10 {
+			n = n*10 + int(c-'0')
+		} else {
+			n = 1<<31 - 1
+		}
 	}
-	if val < 0 {
-		return 0, true
-	}
-	return val, true
+	return n, true
 }

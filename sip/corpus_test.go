@@ -1,0 +1,521 @@
+package sip
+
+// The torture corpora (RFC 4475, RFC 5118) run three ways: through the
+// admission function, over a real UDP socket and over a real TCP
+// connection written in small random chunks. The corpora live in
+// ../shared/testdata and are read in place, byte for byte (several files
+// use LF-only or odd line endings on purpose).
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"hash/fnv"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// expectation is one EXPECT.tsv verdict.
+type expectation struct {
+	kind  string // accept | reply | drop | either
+	codes []int  // for reply
+}
+
+func (x expectation) String() string {
+	if x.kind != "reply" {
+		return x.kind
+	}
+	s := make([]string, len(x.codes))
+	for i, c := range x.codes {
+		s[i] = strconv.Itoa(c)
+	}
+	return "reply " + strings.Join(s, "/")
+}
+
+func parseExpectation(s string) (expectation, error) {
+	kind, codes, _ := strings.Cut(strings.TrimSpace(s), " ")
+	x := expectation{kind: kind}
+	switch kind {
+	case "accept", "drop", "either":
+		if codes != "" {
+			return x, errors.New("unexpected codes after " + kind)
+		}
+	case "reply":
+		for _, c := range strings.Split(codes, "/") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n < 100 || n > 699 {
+				return x, errors.New("bad status " + strconv.Quote(c))
+			}
+			x.codes = append(x.codes, n)
+		}
+	default:
+		return x, errors.New("unknown expectation " + strconv.Quote(s))
+	}
+	return x, nil
+}
+
+// torture is one corpus file and what must happen to it.
+type torture struct {
+	file   string
+	class  string // V, I, L, S (RFC 4475); "" for RFC 5118
+	expect expectation
+	what   string
+	data   []byte
+}
+
+// response reports whether the message is a response (no answer is ever due).
+func (c torture) response() bool { return bytes.HasPrefix(c.data, []byte("SIP/")) }
+
+// corpusDir returns ../shared/testdata/<name>; missing, it skips the test
+// (fails it in CI, where the corpus must be present).
+func corpusDir(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "testdata", name)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("corpus %s missing (%v): CI must provide ../shared/testdata", dir, err)
+		}
+		t.Skipf("corpus %s missing: put the RFC torture messages in ../shared/testdata to run this test", dir)
+	}
+	return dir
+}
+
+// loadRFC4475 reads EXPECT.tsv and every file it names.
+func loadRFC4475(t testing.TB) []torture {
+	t.Helper()
+	dir := corpusDir(t, "rfc4475")
+	f, err := os.Open(filepath.Join(dir, "EXPECT.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []torture
+	sc := bufio.NewScanner(f)
+	header := true
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if strings.HasPrefix(text, "#") || strings.TrimSpace(text) == "" {
+			continue
+		}
+		cols := strings.Split(text, "\t")
+		if header {
+			header = false
+			if cols[0] == "file" {
+				continue
+			}
+		}
+		if len(cols) < 3 {
+			t.Fatalf("EXPECT.tsv:%d: want file, class, expect, what; got %q", line, text)
+		}
+		x, err := parseExpectation(cols[2])
+		if err != nil {
+			t.Fatalf("EXPECT.tsv:%d: %v", line, err)
+		}
+		c := torture{file: cols[0], class: cols[1], expect: x}
+		if len(cols) > 3 {
+			c.what = cols[3]
+		}
+		if c.data, err = os.ReadFile(filepath.Join(dir, c.file)); err != nil {
+			t.Fatalf("EXPECT.tsv:%d: %v", line, err)
+		}
+		out = append(out, c)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Every .dat file must have a row, so a new file is never silently skipped.
+	dats, _ := filepath.Glob(filepath.Join(dir, "*.dat"))
+	for _, d := range dats {
+		if !slices.ContainsFunc(out, func(c torture) bool { return c.file == filepath.Base(d) }) {
+			t.Errorf("%s has no row in EXPECT.tsv", filepath.Base(d))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("EXPECT.tsv names no files")
+	}
+	return out
+}
+
+// rfc5118Expect is what rfc5118/README.md asks of each file.
+var rfc5118Expect = map[string]expectation{
+	"ipv6-good":                     {kind: "accept"},
+	"port-unambiguous":              {kind: "accept"},
+	"port-ambiguous":                {kind: "accept"},
+	"via-received-param-with-delim": {kind: "accept"},
+	"via-received-param-no-delim":   {kind: "accept"},
+	"ipv6-in-sdp":                   {kind: "accept"},
+	"mult-ip-in-header":             {kind: "accept"},
+	"mult-ip-in-sdp":                {kind: "accept"},
+	"ipv4-mapped-ipv6":              {kind: "accept"},
+	"ipv6-correct-abnf-2-colons":    {kind: "accept"},
+	"ipv6-bad":                      {kind: "reply", codes: []int{400}},
+	// RFC 5118 asks for tolerance, RFC 5954 made it invalid: either.
+	"ipv6-bug-abnf-3-colons": {kind: "either"},
+}
+
+func loadRFC5118(t testing.TB) []torture {
+	t.Helper()
+	dir := corpusDir(t, "rfc5118")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []torture
+	for _, e := range entries {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".md") {
+			continue
+		}
+		x, ok := rfc5118Expect[e.Name()]
+		if !ok {
+			t.Errorf("rfc5118/%s: no expectation in rfc5118Expect", e.Name())
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, torture{file: e.Name(), expect: x, data: data})
+	}
+	for name := range rfc5118Expect {
+		if !slices.ContainsFunc(out, func(c torture) bool { return c.file == name }) {
+			t.Errorf("rfc5118/%s missing", name)
+		}
+	}
+	return out
+}
+
+// corpora are the corpus names and their loaders.
+var corpora = []struct {
+	name string
+	load func(testing.TB) []torture
+}{
+	{"rfc4475", loadRFC4475},
+	{"rfc5118", loadRFC5118},
+}
+
+// admissionCodes are the statuses admission itself answers with; any other
+// expected status comes from routing, after admission passed the message.
+var admissionCodes = []int{400, 413, 416, 420, 505}
+
+// rejected reports whether code is an admission rejection.
+func rejected(code int) bool { return slices.Contains(admissionCodes, code) }
+
+// TestCorpusAdmit feeds every file to the admission function.
+func TestCorpusAdmit(t *testing.T) {
+	e := newEnv(t, nil)
+	src := netip.MustParseAddrPort("127.0.0.1:5062")
+	for _, corpus := range corpora {
+		t.Run(corpus.name, func(t *testing.T) {
+			for _, c := range corpus.load(t) {
+				t.Run(c.file, func(t *testing.T) {
+					v, resp := e.srv.admit(c.data, src)
+					code := 0
+					if v == reply || v == closeConn {
+						code = replyStatus(t, c.data, resp)
+					}
+					t.Logf("admit %s: want %s, verdict %d, status %d", c.file, c.expect, v, code)
+					if msg := checkAdmit(c, v, code); msg != "" {
+						t.Errorf("%s (%s): %s; want %s", c.file, c.what, msg, c.expect)
+					}
+				})
+			}
+		})
+	}
+	if p := e.srv.Stats().Panics; p != 0 {
+		t.Fatalf("%d panics recovered:\n%s", p, e.log)
+	}
+}
+
+// checkAdmit maps an admission verdict onto the expectation: pass is
+// accept, reply carries its status, drop is silence. An expected status
+// that routing produces (401, 407, 483, 501...) needs pass. A response
+// that is valid syntax may pass: sipgo's transaction layer drops it as
+// unsolicited (the socket tests check the silence); an invalid one (class
+// I) must die here.
+func checkAdmit(c torture, v verdict, code int) string {
+	got := map[verdict]string{pass: "pass", drop: "drop", reply: "reply " + strconv.Itoa(code), closeConn: "close " + strconv.Itoa(code)}[v]
+	answered := v == reply || (v == closeConn && code != 0)
+	switch c.expect.kind {
+	case "accept":
+		if v == pass {
+			return ""
+		}
+	case "either":
+		if v == pass || (answered && code == 400) {
+			return ""
+		}
+	case "drop":
+		if v == drop || (v == pass && c.response() && c.class != "I") {
+			return ""
+		}
+	case "reply":
+		if answered && slices.Contains(c.expect.codes, code) {
+			return ""
+		}
+		if v == pass && slices.ContainsFunc(c.expect.codes, func(n int) bool { return !rejected(n) }) {
+			return ""
+		}
+	}
+	return "admission said " + got
+}
+
+// replyStatus checks an admission answer and returns its status. The
+// answer must echo every Via, From, To, Call-ID and CSeq the request had
+// (read as text: answers to unparseable requests echo what was sent).
+func replyStatus(t testing.TB, req, resp []byte) int {
+	t.Helper()
+	code := statusOf(resp)
+	if code == 0 || !bytes.HasSuffix(resp, []byte("\r\n\r\n")) {
+		t.Fatalf("admission answer is not a response:\n%s", resp)
+	}
+	have := headerNames(resp)
+	for name := range headerNames(req) {
+		switch name {
+		case "Via", "From", "To", "Call-ID", "CSeq":
+			if !have[name] {
+				t.Errorf("admission answer lacks %s:\n%s", name, resp)
+			}
+		}
+	}
+	if code == 420 && !have["Unsupported"] {
+		t.Errorf("420 without Unsupported:\n%s", resp)
+	}
+	return code
+}
+
+// headerNames are the canonical names of a message's headers.
+func headerNames(msg []byte) map[string]bool {
+	names := map[string]bool{}
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	eachHeader(append(head, "\r\n"...), func(name, _ string) { names[canonicalName(name)] = true })
+	return names
+}
+
+// Waits on the wire: silence is checked for quiet; an answer may take up to
+// answerWait. A TCP peer whose message got no answer for stall ends its
+// side of the stream (the server may be waiting for promised bytes).
+const (
+	quiet      = 300 * time.Millisecond
+	stall      = 1500 * time.Millisecond
+	answerWait = 3 * time.Second
+)
+
+// wireResult is what a peer saw after sending one file.
+type wireResult struct {
+	status int  // first final status; 0 when none
+	closed bool // the server closed the connection (TCP)
+}
+
+// checkWire maps what the peer saw onto the expectation.
+func checkWire(c torture, r wireResult, stream bool) string {
+	got := "no answer"
+	switch {
+	case r.status != 0:
+		got = "status " + strconv.Itoa(r.status)
+	case r.closed:
+		got = "connection closed"
+	}
+	// Broken framing on a stream (ncl, clerr) may close the connection
+	// instead of, or after, answering.
+	if stream && r.closed && r.status == 0 && c.expect.kind == "reply" && slices.Contains(c.expect.codes, 400) {
+		return ""
+	}
+	switch c.expect.kind {
+	case "accept":
+		if c.response() && r.status == 0 && !r.closed {
+			return ""
+		}
+		if !c.response() && r.status != 0 && !rejected(r.status) {
+			return ""
+		}
+	case "either":
+		if r.status != 0 && (r.status == 400 || !rejected(r.status)) {
+			return ""
+		}
+	case "drop":
+		if r.status == 0 && !r.closed {
+			return ""
+		}
+	case "reply":
+		if slices.Contains(c.expect.codes, r.status) {
+			return ""
+		}
+	}
+	return got
+}
+
+// wantsAnswer says whether an answer is due, so the wait is long.
+func (c torture) wantsAnswer() bool {
+	return !c.response() && c.expect.kind != "drop"
+}
+
+// TestCorpusUDP sends every file as one datagram to a real server. Each
+// file gets its own server: several files share a branch and would
+// otherwise be taken for retransmissions of each other.
+func TestCorpusUDP(t *testing.T) {
+	for _, corpus := range corpora {
+		t.Run(corpus.name, func(t *testing.T) {
+			for _, c := range corpus.load(t) {
+				t.Run(c.file, func(t *testing.T) {
+					t.Parallel()
+					e := newEnv(t, nil)
+					r := sendUDP(t, e.addr, c)
+					t.Logf("udp %s: want %s, got %+v", c.file, c.expect, r)
+					if msg := checkWire(c, r, false); msg != "" {
+						t.Errorf("%s over UDP (%s): got %s; want %s", c.file, c.what, msg, c.expect)
+					}
+					if p := e.srv.Stats().Panics; p != 0 {
+						t.Fatalf("%d panics recovered:\n%s", p, e.log)
+					}
+				})
+			}
+		})
+	}
+}
+
+func sendUDP(t *testing.T, addr netip.AddrPort, c torture) wireResult {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.WriteTo(c.data, net.UDPAddrFromAddrPort(addr)); err != nil {
+		t.Fatal(err)
+	}
+	wait := quiet
+	if c.wantsAnswer() {
+		wait = answerWait
+	}
+	pc.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 1<<16)
+	for range 20 {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return wireResult{} // deadline: silence
+		}
+		if code := statusOf(buf[:n]); code >= 200 || code == 0 {
+			return wireResult{status: code}
+		}
+	}
+	t.Fatal("only provisional answers")
+	return wireResult{}
+}
+
+// statusOf returns the status of a response's start line (0: not a response).
+func statusOf(msg []byte) int {
+	line, _, _ := bytes.Cut(msg, []byte("\r\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 2 || f[0] != "SIP/2.0" {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// TestCorpusTCP writes every file over its own TCP connection in chunks of
+// 1–50 random bytes, to its own server.
+func TestCorpusTCP(t *testing.T) {
+	for _, corpus := range corpora {
+		t.Run(corpus.name, func(t *testing.T) {
+			for _, c := range corpus.load(t) {
+				t.Run(c.file, func(t *testing.T) {
+					t.Parallel()
+					e := newEnv(t, nil)
+					r := sendTCP(t, e.addr, c)
+					t.Logf("tcp %s: want %s, got %+v", c.file, c.expect, r)
+					if msg := checkWire(c, r, true); msg != "" {
+						t.Errorf("%s over TCP (%s): got %s; want %s", c.file, c.what, msg, c.expect)
+					}
+					if p := e.srv.Stats().Panics; p != 0 {
+						t.Fatalf("%d panics recovered:\n%s", p, e.log)
+					}
+				})
+			}
+		})
+	}
+}
+
+func sendTCP(t *testing.T, addr netip.AddrPort, c torture) wireResult {
+	t.Helper()
+	conn, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetNoDelay(true)
+	h := fnv.New64a()
+	h.Write([]byte(c.file))
+	rng := rand.New(rand.NewPCG(4475, h.Sum64()))
+	for rest := c.data; len(rest) > 0; {
+		n := min(1+rng.IntN(50), len(rest))
+		if _, err := conn.Write(rest[:n]); err != nil {
+			break // the server closed: read what it said
+		}
+		rest = rest[n:]
+	}
+	wait := quiet
+	if c.wantsAnswer() {
+		wait = stall
+	}
+	r, eof := readTCPAnswer(t, conn, wait)
+	if r.status != 0 || eof || !c.wantsAnswer() {
+		r.closed = eof
+		return r
+	}
+	// Nothing came: the server may be waiting for bytes the message
+	// promised (a Content-Length beyond the end, no blank line). End our
+	// side of the stream; it must answer or close now.
+	conn.CloseWrite()
+	r, eof = readTCPAnswer(t, conn, answerWait)
+	r.closed = eof
+	return r
+}
+
+// readTCPAnswer reads until the first final response, the end of the
+// stream (eof) or the wait.
+func readTCPAnswer(t *testing.T, conn net.Conn, wait time.Duration) (r wireResult, eof bool) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(wait))
+	var in []byte
+	buf := make([]byte, 1<<16)
+	for range 1000 {
+		n, err := conn.Read(buf)
+		in = append(in, buf[:n]...)
+		for {
+			n, kind := frame(in, 1<<20)
+			if kind == frameNeedMore {
+				break
+			}
+			switch kind {
+			case framePing, frameCRLF:
+				in = in[n:]
+				continue
+			case frameBad, frameTooLarge:
+				t.Fatalf("the server sent bytes that do not frame:\n%q", in)
+			}
+			code := statusOf(in[:n])
+			in = in[n:]
+			if code >= 200 || code == 0 {
+				return wireResult{status: code}, false
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return wireResult{}, false
+			}
+			return wireResult{}, true // EOF or reset: closed
+		}
+	}
+	t.Fatal("no final answer in 1000 reads")
+	return wireResult{}, false
+}
