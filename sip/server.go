@@ -135,6 +135,9 @@ func (s *Server) Start() error {
 	setGlobals.Do(func() {
 		// Registrar answers with several Contacts exceed the 1500-byte default.
 		sip.UDPMTUSize = 65000
+		// Read whole datagrams up to the UDP maximum (the default is 32 KiB,
+		// below our 64 KiB message limit).
+		sip.TransportBufferReadSize = 65535
 	})
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
