@@ -77,8 +77,17 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		}
 		return
 	}
-	winner := f.winner()
+	// Which dialog of the call (a raced second 2xx makes another), and
+	// which way: the device's tag is the To tag from the caller's side and
+	// the From tag from the device's.
+	winner, towardsDevice := f.dialogBranch(req.To().Params.GetOr("tag", "")), true
 	if winner == nil {
+		winner, towardsDevice = f.dialogBranch(req.From().Params.GetOr("tag", "")), false
+	}
+	if winner == nil {
+		if req.Method != sip.ACK {
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		}
 		return
 	}
 	r := req.Clone()
@@ -91,7 +100,6 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 	}
 	r.RemoveHeader("Max-Forwards")
 	r.AppendHeader(&mf)
-	towardsDevice := src.String() != winner.binding.Source
 	dest, transport := winner.binding.Source, strings.ToUpper(winner.binding.Transport)
 	if !towardsDevice {
 		dest, transport = f.src.String(), strings.ToUpper(f.req.Transport())
@@ -146,37 +154,53 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 			tx.Respond(up)
 			if res.StatusCode >= 200 {
 				if req.Method == sip.BYE {
-					f.ended()
+					f.ended(winner)
 				}
 				return
 			}
 		case <-out.Done():
 			s.respond(tx, req, 408, "Request Timeout")
 			if req.Method == sip.BYE {
-				f.ended()
+				f.ended(winner)
 			}
 			return
 		}
 	}
 }
 
-// winner is the branch that answered.
-func (f *fork) winner() *branch {
+// dialogBranch is the branch whose 2xx carried the tag.
+func (f *fork) dialogBranch(tag string) *branch {
+	if tag == "" {
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, b := range f.branches {
-		if f.rec.Branches[b.idx].Outcome == inbox.BranchAnswered {
-			return b
-		}
-	}
-	return nil
+	return f.dialogs[tag]
 }
 
-// ended closes the call's record after its BYE.
-func (f *fork) ended() {
+// ended closes a dialog of the call after its BYE; the record ends with
+// the answering branch's dialog.
+func (f *fork) ended(b *branch) {
 	f.mu.Lock()
+	for tag, d := range f.dialogs {
+		if d == b {
+			delete(f.dialogs, tag)
+		}
+	}
+	winner := f.rec.Branches[b.idx].Outcome == inbox.BranchAnswered
+	left := len(f.dialogs)
+	if !winner {
+		f.mu.Unlock()
+		if left == 0 {
+			f.s.dialogs.remove(f.req.CallID().Value())
+		}
+		return
+	}
 	if f.rec.EndedAt != nil {
 		f.mu.Unlock()
+		if left == 0 {
+			f.s.dialogs.remove(f.req.CallID().Value())
+		}
 		return
 	}
 	now := f.s.Now()
@@ -186,5 +210,7 @@ func (f *fork) ended() {
 	}
 	f.mu.Unlock()
 	f.save()
-	f.s.dialogs.remove(f.req.CallID().Value())
+	if left == 0 {
+		f.s.dialogs.remove(f.req.CallID().Value())
+	}
 }

@@ -64,6 +64,7 @@ type fork struct {
 	cancelled   bool // by the caller
 	finished    bool // a final response went upstream
 	ringingSent bool // a 180 went upstream
+	dialogs     map[string]*branch // by the To tag of each 2xx
 	branches    []*branch
 	best        *sip.Response // best failure so far
 	events      chan struct{}
@@ -430,6 +431,13 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 		f.mu.Lock()
 		first := !f.answered && !f.cancelled
 		b.done = true
+		if tag := res.To().Params.GetOr("tag", ""); tag != "" {
+			// Each 2xx makes a dialog; in-dialog requests find their branch by it.
+			if f.dialogs == nil {
+				f.dialogs = map[string]*branch{}
+			}
+			f.dialogs[tag] = b
+		}
 		if first {
 			f.answered = true
 			now := f.s.Now()
@@ -445,10 +453,8 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 			f.endBranch(b, inbox.BranchAnswered, code)
 		}
 		f.mu.Unlock()
-		if first {
-			// In-dialog requests (the ACK first) may follow at once.
-			f.s.dialogs.add(f.req.CallID().Value(), f)
-		}
+		// In-dialog requests (the ACK first) may follow at once.
+		f.s.dialogs.add(f.req.CallID().Value(), f)
 		// Every 2xx goes upstream (RFC 3261 §16.7), the first through the
 		// transaction.
 		f.relay(res)

@@ -32,12 +32,17 @@ type device struct {
 	// answer, when it yields a code, is the final answer to an INVITE
 	// (after 180); closed or nil: ring until cancelled.
 	answer chan int
+	// hold, when set, delays the 180 until it is closed.
+	hold chan struct{}
 }
 
-func newDevice(t *testing.T, e *env, user, transport string) *device {
+func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*device)) *device {
 	t.Helper()
 	d := &device{t: t, user: user, invites: make(chan *sip.Request, 10), cancels: make(chan *sip.Request, 10),
 		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), answer: make(chan int, 1)}
+	for _, o := range opts {
+		o(d)
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("device-" + user))
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +58,9 @@ func newDevice(t *testing.T, e *env, user, transport string) *device {
 			d.cancels <- c
 			close(cancelled)
 		})
+		if d.hold != nil {
+			<-d.hold
+		}
 		ringing := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
 		tag := ringing.To().Params.GetOr("tag", "")
 		tx.Respond(ringing)
@@ -431,5 +439,43 @@ func TestForkRingTimeoutNextStep(t *testing.T) {
 	o := outcomes(rec)
 	if rec.AnsweredBy == nil || rec.AnsweredBy.User != "carol" || o["bob"] != inbox.BranchNoAnswer || o["alice"] == inbox.BranchRinging || o["alice"] == "" {
 		t.Fatalf("history: %+v", rec)
+	}
+}
+
+// TestForkCancelAfterLateProvisional: a phone that had not sent anything
+// when another answered is cancelled as soon as its 180 arrives (RFC 3261
+// §9.1), with the "elsewhere" Reason.
+func TestForkCancelAfterLateProvisional(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob")
+	hold := make(chan struct{})
+	alice := newDevice(t, e, "alice", "udp", func(d *device) { d.hold = hold })
+	bob := newDevice(t, e, "bob", "udp")
+	car := newCarrier(t, e)
+	done := make(chan error, 1)
+	go func() {
+		s, err := car.call(e, testNumber)
+		if err == nil {
+			if err = s.WaitAnswer(context.Background(), sipgo.AnswerOptions{}); err == nil {
+				err = s.Ack(context.Background())
+			}
+		}
+		done <- err
+	}()
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, bob.invites, "bob's INVITE")
+	bob.answer <- 200
+	if err := recv(t, done, "the answer"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-alice.cancels:
+		t.Fatalf("CANCEL before any provisional:\n%s", c)
+	default:
+	}
+	close(hold)
+	c := recv(t, alice.cancels, "alice's CANCEL after her 180")
+	if h := c.GetHeader("Reason"); h == nil || h.Value() != reasonElsewhere {
+		t.Fatalf("Reason: %v", h)
 	}
 }

@@ -18,6 +18,10 @@ import (
 // INVITEs to a shared number fork. user is the authenticated user, or ""
 // for a trunk.
 func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
+	if s.looped(req) {
+		s.respond(tx, req, 482, "Loop Detected")
+		return
+	}
 	if req.Method == sip.INVITE {
 		if number, ok := s.sharedNumber(req.Recipient); ok {
 			s.inviteNumber(req, tx, src, number)
@@ -166,4 +170,20 @@ func (s *Server) advertisedHost() (string, bool) {
 		return s.Advertise, true
 	}
 	return h, true
+}
+
+// looped reports a request that already passed through us: one of its
+// Vias is ours (our branch prefix at our address). We never route a
+// request back to ourselves, so any such Via means a loop.
+func (s *Server) looped(req *sip.Request) bool {
+	for _, h := range req.GetHeaders("Via") {
+		v, ok := h.(*sip.ViaHeader)
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(v.Params.GetOr("branch", ""), branchPrefix) && s.isUs(sip.Uri{Host: v.Host, Port: v.Port}) {
+			return true
+		}
+	}
+	return false
 }

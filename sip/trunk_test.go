@@ -80,3 +80,20 @@ func TestTrunkSourceNeedsNoDigest(t *testing.T) {
 		t.Fatalf("trunk REGISTER: want 401, got %q", got)
 	}
 }
+
+// TestLoopDetected: a request carrying our own Via comes back: 482.
+func TestLoopDetected(t *testing.T) {
+	e := newEnv(t, nil)
+	carrier := newUDPPeer(t)
+	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
+		t.Fatal(err)
+	}
+	inv := fmt.Sprintf("INVITE sip:+15551230001@127.0.0.1 SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-loop1\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=%s0123\r\n"+
+		"From: <sip:+15550001111@carrier.example>;tag=1\r\nTo: <sip:+15551230001@127.0.0.1>\r\n"+
+		"Call-ID: loop@test\r\nCSeq: 1 INVITE\r\nMax-Forwards: 60\r\nContent-Length: 0\r\n\r\n", carrier.port(), e.addr, branchPrefix)
+	if got := carrier.ask(e, inv, 2*time.Second); !strings.HasPrefix(got, "SIP/2.0 482") {
+		t.Fatalf("want 482, got %q", got)
+	}
+}
