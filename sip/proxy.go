@@ -61,9 +61,9 @@ type fork struct {
 	saveMu      sync.Mutex // serialises save
 	mu          sync.Mutex
 	answered    bool
-	cancelled   bool // by the caller
-	finished    bool // a final response went upstream
-	ringingSent bool // a 180 went upstream
+	cancelled   bool               // by the caller
+	finished    bool               // a final response went upstream
+	ringingSent bool               // a 180 went upstream
 	dialogs     map[string]*branch // by the To tag of each 2xx
 	branches    []*branch
 	best        *sip.Response // best failure so far
