@@ -89,6 +89,9 @@ type (
 		Role    string         `json:"role"`
 		Added   time.Time      `json:"added"`
 		Devices []Registration `json:"devices"`
+		// WouldRing: a call now would ring this member (a registered
+		// device, and a step of the number's flow names them).
+		WouldRing bool `json:"would_ring"`
 	}
 	// Registration is one registered device.
 	Registration struct {
@@ -529,7 +532,9 @@ func (s *Service) numberView(snap *acl.Snapshot, e164 string) NumberView {
 	n, _ := snap.Number(e164)
 	v := NumberView{Number: n.E164, Name: n.Name, Users: len(n.Members), MaxUsers: snap.Plan().MaxUsersPerNumber(), Members: []MemberView{}}
 	for _, m := range n.Members {
-		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added, Devices: s.registrations(m.User)})
+		devs := s.registrations(m.User)
+		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added, Devices: devs,
+			WouldRing: len(devs) > 0 && inFlow(n, m.User)})
 	}
 	return v
 }
@@ -560,4 +565,17 @@ func flowView(snap *acl.Snapshot, e164 string) FlowView {
 		v.Steps = append(v.Steps, st)
 	}
 	return v
+}
+
+// inFlow: the default flow rings every member; a custom one, those it names.
+func inFlow(n acl.Number, user string) bool {
+	if n.Flow == nil {
+		return true
+	}
+	for _, st := range n.Flow.Steps {
+		if slices.Contains(st.Users, user) {
+			return true
+		}
+	}
+	return false
 }

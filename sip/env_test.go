@@ -10,12 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/inbox"
 	"github.com/partyline/partyline/location"
 )
+
+func init() {
+	// The sipgo user agents tests use as phones and carriers log through
+	// sipgo's default logger; keep test output for the tests.
+	sip.SetDefaultLogger(slog.New(slog.DiscardHandler))
+}
 
 // clock is a settable clock for tests.
 type clock struct {

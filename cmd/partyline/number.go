@@ -119,13 +119,16 @@ func showNumber(w io.Writer, v admin.NumberView) {
 	fmt.Fprintf(w, "number  %s\nname    %s\nusers   %d of %d\n\n", v.Number, orDash(v.Name), v.Users, v.MaxUsers)
 	rows := [][]string{}
 	for _, m := range v.Members {
-		devices := "none registered"
+		devices := "none registered: would not ring"
 		if len(m.Devices) > 0 {
 			var ds []string
 			for _, d := range m.Devices {
 				ds = append(ds, d.Transport+" "+d.Source)
 			}
 			devices = strings.Join(ds, ", ")
+			if !m.WouldRing {
+				devices += " (not in the call flow: would not ring)"
+			}
 		}
 		rows = append(rows, []string{m.User, m.Role, m.Added.Format("2006-01-02 15:04"), devices})
 	}
