@@ -24,11 +24,11 @@ var ErrNotFound = errors.New("not found")
 
 // Dispositions of a call.
 const (
-	Ringing   = "ringing" // not yet settled
-	Answered  = "answered"
-	Missed    = "missed"
-	Voicemail = "voicemail"
-	Failed    = "failed"
+	Ringing         = "ringing" // not yet settled
+	Answered        = "answered"
+	Missed          = "missed"
+	WentToVoicemail = "voicemail"
+	Failed          = "failed"
 )
 
 // Branch outcomes.
@@ -102,7 +102,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		return (&Store{}).vmBuckets(tx)
 	})
 	if err != nil {
 		return nil, err

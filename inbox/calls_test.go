@@ -53,3 +53,50 @@ func TestCallsNewestFirstPerNumber(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestVoicemailWholeOrAbsent(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Unix(1e9, 0)
+	s, _ := Open(db, func() time.Time { return now })
+	call := &Call{ID: s.NewID(), Number: "+15551230001", Disposition: WentToVoicemail, Branches: []Branch{}}
+	v := &Voicemail{ID: s.NewID(), Number: call.Number, From: "+15550009999", ReceivedAt: now, DurationS: 2.5, Codec: "PCMA", CallID: call.ID}
+	if err := s.SaveVoicemail(v, []byte{1, 2, 3, 4}, call); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveVoicemail(&Voicemail{ID: "x", Number: call.Number}, nil, nil); err == nil {
+		t.Fatal("a voicemail without audio was stored")
+	}
+	if _, err := s.Voicemail("x"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("half a voicemail exists")
+	}
+	if c, _ := s.Call(call.ID); c.Disposition != WentToVoicemail {
+		t.Fatal("call record not written with the voicemail")
+	}
+	if c, _ := s.VoicemailCounts([]string{call.Number}); c.New != 1 || c.Old != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+	got, _ := s.MarkHeard(v.ID, "mia", now)
+	got, _ = s.MarkHeard(v.ID, "mia", now)
+	if len(got.HeardBy) != 1 {
+		t.Fatalf("heard twice: %+v", got)
+	}
+	if c, _ := s.VoicemailCounts([]string{call.Number}); c.New != 0 || c.Old != 1 {
+		t.Fatalf("counts after heard %+v", c)
+	}
+	if a, _ := s.VoicemailAudio(v.ID); len(a) != 4 {
+		t.Fatal("audio")
+	}
+	if err := s.DeleteVoicemail(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := s.Voicemails([]string{call.Number}); len(vs) != 0 {
+		t.Fatal("deleted voicemail listed")
+	}
+	if _, err := s.VoicemailAudio(v.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatal("audio left after delete")
+	}
+}
