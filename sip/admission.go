@@ -633,7 +633,11 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 		s.register(req, tx, src, user)
 		return
 	}
-	// Inside a dialog we record-routed: the dialog is the credential.
+	// Inside a dialog we record-routed, or a subscription of ours: the
+	// dialog is the credential.
+	if req.Method == sip.SUBSCRIBE && req.To().Params.Has("tag") && s.refreshSubscription(req, tx) {
+		return
+	}
 	if req.To().Params.Has("tag") {
 		s.inDialog(req, tx, src)
 		return
@@ -695,7 +699,7 @@ func (s *Server) securityLog(src netip.AddrPort) {
 }
 
 // allow is what the server implements, for Allow headers.
-const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO"
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, UPDATE, INFO"
 
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)

@@ -22,13 +22,15 @@ const testNumber = "+15551230001"
 
 // device is a sipgo user agent standing in for a desk phone.
 type device struct {
-	t       *testing.T
-	user    string
-	addr    netip.AddrPort
-	invites chan *sip.Request
-	cancels chan *sip.Request
-	acks    chan *sip.Request
-	byes    chan *sip.Request
+	t        *testing.T
+	user     string
+	addr     netip.AddrPort
+	invites  chan *sip.Request
+	cancels  chan *sip.Request
+	acks     chan *sip.Request
+	byes     chan *sip.Request
+	notifies chan *sip.Request
+	ua       *sipgo.UserAgent
 	// answer, when it yields a code, is the final answer to an INVITE
 	// (after 180); closed or nil: ring until cancelled.
 	answer chan int
@@ -39,7 +41,7 @@ type device struct {
 func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*device)) *device {
 	t.Helper()
 	d := &device{t: t, user: user, invites: make(chan *sip.Request, 10), cancels: make(chan *sip.Request, 10),
-		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), answer: make(chan int, 1)}
+		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), notifies: make(chan *sip.Request, 10), answer: make(chan int, 1)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -47,6 +49,7 @@ func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*devic
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.ua = ua
 	srv, err := sipgo.NewServer(ua)
 	if err != nil {
 		t.Fatal(err)
@@ -77,19 +80,17 @@ func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*devic
 		}
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { d.acks <- req })
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.notifies <- req
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.byes <- req
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	switch transport {
 	case "udp":
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		go srv.ServeUDP(pc)
-		t.Cleanup(func() { pc.Close() })
+		d.addr = serveUDP(t, srv).LocalAddr().(*net.UDPAddr).AddrPort()
 	case "tcp":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

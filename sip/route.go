@@ -22,6 +22,10 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 		s.respond(tx, req, 482, "Loop Detected")
 		return
 	}
+	if req.Method == sip.SUBSCRIBE && user != "" {
+		s.subscribe(req, tx, src, user)
+		return
+	}
 	if req.Method == sip.INVITE {
 		if number, ok := s.sharedNumber(req.Recipient); ok {
 			s.inviteNumber(req, tx, src, number)

@@ -50,6 +50,9 @@ type Server struct {
 	// the listen address, or when that is unspecified, the address the
 	// request was sent to.
 	Advertise string
+	// NoUnsolicitedMWI stops message-waiting NOTIFYs to registered devices
+	// that did not SUBSCRIBE. Default false: they get them.
+	NoUnsolicitedMWI bool
 	// Now is the clock. Default: the location store's.
 	Now func() time.Time
 	// Log receives operator logs. Default: discard.
@@ -62,15 +65,17 @@ type Server struct {
 	loc   *location.Store
 	calls CallLog
 
-	parser  *sip.Parser
-	nonces  nonces
-	bans    *bans
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	client  *sipgo.Client
-	dialogs *dialogs
-	udp     []net.PacketConn
-	tcp     []net.Listener
+	parser     *sip.Parser
+	nonces     nonces
+	bans       *bans
+	ua         *sipgo.UserAgent
+	srv        *sipgo.Server
+	client     *sipgo.Client
+	dialogs    *dialogs
+	subs       *subscriptions
+	voicemails Voicemails
+	udp        []net.PacketConn
+	tcp        []net.Listener
 
 	panics       atomic.Int64
 	authFailures atomic.Int64
@@ -144,6 +149,10 @@ func (s *Server) Start() error {
 	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
 	s.dialogs = newDialogs()
+	s.subs = newSubscriptions()
+	if v, ok := s.calls.(Voicemails); ok {
+		s.voicemails = v
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("partyline"),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet),
