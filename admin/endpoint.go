@@ -18,7 +18,7 @@ import (
 )
 
 // maxRequest bounds one admin request body.
-const maxRequest = 1 << 20
+const maxRequest = 16 << 20 // a greeting travels as PCM
 
 const callPath = "/v1/call"
 

@@ -107,3 +107,61 @@ func TestFlowOps(t *testing.T) {
 		t.Fatalf("reset: %v %+v", e, v)
 	}
 }
+
+func TestVoicemailOps(t *testing.T) {
+	s := openService(t)
+	d := s.Directory()
+	for _, u := range []struct {
+		n string
+		r acl.Role
+	}{{"adam", acl.RoleAdmin}, {"mia", acl.RoleMember}, {"nora", acl.RoleMember}, {"max", acl.RoleMember}} {
+		d.AddUser("", acl.NewUser{Name: u.n, Password: "password1", Role: u.r})
+	}
+	n, _ := d.AddNumber("", "+15551230001", "")
+	d.AddMember("", n, "nora", acl.RoleOwner)
+	d.AddMember("", n, "mia", acl.RoleMember)
+	var changed []string
+	s.OnVoicemailChange = func(number string) { changed = append(changed, number) }
+	v := &inbox.Voicemail{ID: s.Inbox().NewID(), Number: n, From: "+15550009999"}
+	if err := s.Inbox().SaveVoicemail(v, []byte{1, 0, 2, 0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var list []inbox.Voicemail
+	if e := call(t, s, "mia", OpVoicemailList, VoicemailArgs{}, &list); e != nil || len(list) != 1 {
+		t.Fatalf("mia's list: %v %v", e, list)
+	}
+	if e := call(t, s, "max", OpVoicemailList, VoicemailArgs{}, &list); e != nil || len(list) != 0 {
+		t.Fatalf("a non-member sees voicemail: %v %v", e, list)
+	}
+	if e := call(t, s, "max", OpVoicemailAudio, VoicemailArgs{ID: v.ID}, nil); e == nil || e.Kind != "not_found" {
+		t.Fatalf("a non-member exports: %v", e)
+	}
+	if e := call(t, s, "adam", OpVoicemailAudio, VoicemailArgs{ID: v.ID}, nil); e == nil || !strings.Contains(e.Message, "number member add NUMBER adam") {
+		t.Fatalf("a workspace admin who is not a member: %v", e)
+	}
+	var audio VoicemailAudio
+	if e := call(t, s, "mia", OpVoicemailAudio, VoicemailArgs{ID: v.ID}, &audio); e != nil || len(audio.PCM) != 4 || len(audio.Voicemail.HeardBy) != 1 || audio.Voicemail.HeardBy[0].User != "mia" {
+		t.Fatalf("export: %v %+v", e, audio)
+	}
+	if e := call(t, s, "mia", OpVoicemailDelete, VoicemailArgs{ID: v.ID}, nil); e == nil || e.Kind != "forbidden" {
+		t.Fatalf("a member deletes: %v", e)
+	}
+	if e := call(t, s, "nora", OpVoicemailDelete, VoicemailArgs{ID: v.ID}, nil); e != nil {
+		t.Fatalf("the number's owner deletes: %v", e)
+	}
+	if len(changed) != 2 {
+		t.Fatalf("lamps told %d times, want 2 (heard, deleted)", len(changed))
+	}
+	if e := call(t, s, "mia", OpGreetingSet, VoicemailArgs{Number: n, PCM: make([]byte, 16000)}, nil); e == nil || e.Kind != "forbidden" {
+		t.Fatalf("a member sets the greeting: %v", e)
+	}
+	if e := call(t, s, "nora", OpGreetingSet, VoicemailArgs{Number: n, PCM: make([]byte, 100)}, nil); e == nil || e.Kind != "invalid" {
+		t.Fatalf("a tiny greeting: %v", e)
+	}
+	if e := call(t, s, "nora", OpGreetingSet, VoicemailArgs{Number: n, PCM: make([]byte, 16000)}, nil); e != nil {
+		t.Fatal(e)
+	}
+	if g, _ := s.Inbox().Greeting(n); len(g) != 16000 {
+		t.Fatal("greeting not stored")
+	}
+}

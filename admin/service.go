@@ -27,6 +27,10 @@ type Service struct {
 	loc *location.Store
 	box *inbox.Store
 	log *slog.Logger
+
+	// OnVoicemailChange, when set, is told the number whose voicemail
+	// changed (heard, deleted) so phones' message lamps follow.
+	OnVoicemailChange func(number string)
 }
 
 // Open opens (creating when needed) the data directory of cfg and takes the
