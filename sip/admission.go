@@ -685,7 +685,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src ne
 		}
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, c := range s.nonces.challenges(now, s.dir.Realm(), outcome == authStale, s.algorithms()) {
+	for _, c := range s.nonces.challenges(now, s.dir.Realm(), outcome == authStale, s.algorithms(req)) {
 		res.AppendHeader(sip.NewHeader(chal, c))
 	}
 	if err := tx.Respond(res); err != nil {
@@ -721,8 +721,17 @@ func (s *Server) recovered(p any, method, callID string) {
 
 var _ sipgo.RequestHandler = (*Server)(nil).serve
 
-// algorithms is the challenge order: MD5 first unless DigestSHA256First.
-func (s *Server) algorithms() []string {
+// algorithms is the challenge order: MD5 first unless DigestSHA256First;
+// MD5 alone for user agents in MD5OnlyUserAgents.
+func (s *Server) algorithms(req *sip.Request) []string {
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua := strings.ToLower(h.Value())
+		for _, q := range s.MD5OnlyUserAgents {
+			if q != "" && strings.Contains(ua, strings.ToLower(q)) {
+				return []string{"MD5"}
+			}
+		}
+	}
 	if s.DigestSHA256First {
 		return []string{"SHA-256", "MD5"}
 	}

@@ -368,3 +368,20 @@ func TestOptionsKeepalive(t *testing.T) {
 		}
 	}
 }
+
+// TestMD5OnlyForListedAgents: clients known to give up on a SHA-256
+// challenge get MD5 alone; everyone else gets both.
+func TestMD5OnlyForListedAgents(t *testing.T) {
+	e := newEnv(t, nil)
+	p := newPhone(t, e, "UDP", "alice", "secret-alice")
+	req := p.request([]string{"<sip:alice@127.0.0.1:7001>"}, 600)
+	req.RemoveHeader("User-Agent")
+	req.AppendHeader(sip.NewHeader("User-Agent", "baresip v1.0.0 (x86_64/linux)"))
+	res := p.do(req)
+	if chals := res.GetHeaders("WWW-Authenticate"); res.StatusCode != 401 || len(chals) != 1 || !strings.Contains(chals[0].Value(), "algorithm=MD5") {
+		t.Fatalf("baresip's challenge: %s", res)
+	}
+	if chals := p.do(p.request(nil, 600)).GetHeaders("WWW-Authenticate"); len(chals) != 2 {
+		t.Fatalf("others get %d challenges", len(chals))
+	}
+}

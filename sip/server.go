@@ -39,6 +39,12 @@ type Server struct {
 	// Default false: sipsak, SIPp and many desk phones read only the first
 	// challenge and know only MD5; clients that prefer SHA-256 still find it.
 	DigestSHA256First bool
+	// MD5OnlyUserAgents are User-Agent substrings (any case) of clients
+	// that give up when a 401/407 offers any algorithm they lack, even
+	// beside MD5; they are challenged with MD5 alone. Default ["baresip"]
+	// (libre 1.x answers such a challenge with ENOSYS). An empty, non-nil
+	// slice turns the exception off.
+	MD5OnlyUserAgents []string
 	// SweepEvery is how often expired bindings are removed. Default 30 s.
 	SweepEvery time.Duration
 	// RingTime is how long one step of a number's default call flow rings
@@ -116,6 +122,9 @@ func (s *Server) defaults() {
 	}
 	if s.BanFor == 0 {
 		s.BanFor = 5 * time.Minute
+	}
+	if s.MD5OnlyUserAgents == nil {
+		s.MD5OnlyUserAgents = []string{"baresip"}
 	}
 	if s.SweepEvery == 0 {
 		s.SweepEvery = 30 * time.Second
