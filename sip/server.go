@@ -206,6 +206,11 @@ func (s *Server) bind(addr string) error {
 			}
 			return fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
+		if uc, ok := pc.(*net.UDPConn); ok {
+			// Absorb bursts while the one reader is not scheduled (the
+			// kernel caps this at net.core.rmem_max).
+			uc.SetReadBuffer(4 << 20)
+		}
 		s.udp = append(s.udp, &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)})
 		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
 		return nil
