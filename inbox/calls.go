@@ -58,6 +58,7 @@ type Call struct {
 	Disposition string     `json:"disposition"`
 	AnsweredBy  *Answerer  `json:"answered_by,omitempty"`
 	Skipped     []string   `json:"skipped,omitempty"` // members with no registered device
+	VoicemailID string     `json:"voicemail_id,omitempty"`
 	Branches    []Branch   `json:"branches"`
 }
 

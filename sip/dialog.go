@@ -64,6 +64,10 @@ func (d *dialogs) remove(callID string) {
 // device's registration source, or the caller's source), so devices behind
 // NAT are reached. Requests for unknown dialogs get 481; ACKs are dropped.
 func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
+	if vc := s.vm.get(req.CallID().Value()); vc != nil && req.To().Params.GetOr("tag", "") == vc.localTag {
+		s.vmInDialog(vc, req, tx)
+		return
+	}
 	f := s.dialogs.get(req.CallID().Value())
 	if f == nil {
 		if req.Method != sip.ACK {

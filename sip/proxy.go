@@ -58,7 +58,9 @@ type fork struct {
 	private  bool   // a call between users: no shared-inbox record
 	outbound bool   // towards a trunk: relay its failure as it is
 
-	saveMu      sync.Mutex // serialises save
+	dirty       bool       // the record changed since the last write
+	saving      bool       // a write is in flight
+	saved       *sync.Cond // signalled when saving ends
 	mu          sync.Mutex
 	answered    bool
 	cancelled   bool               // by the caller
@@ -218,21 +220,61 @@ func (f *fork) poke() {
 	}
 }
 
-// save writes the record as it is now. Saves are serialised so a later
-// state never loses to an earlier one.
+// save has the record written as it is now, off the call's path: one
+// writer per call at a time, always writing the newest state, so a later
+// state never loses to an earlier one and ringing never waits for a
+// commit. waitSaved waits for the writes in flight.
 func (f *fork) save() {
 	if f.private {
 		return
 	}
-	f.saveMu.Lock()
-	defer f.saveMu.Unlock()
 	f.mu.Lock()
-	c := *f.rec
-	c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
-	f.mu.Unlock()
-	if err := f.s.calls.PutCall(&c); err != nil {
-		f.s.Log.Error("saving call history", "call_id", c.CallID, "number", c.Number, "error", err)
+	f.dirty = true
+	if f.saving {
+		f.mu.Unlock()
+		return
 	}
+	f.saving = true
+	f.mu.Unlock()
+	f.s.wg.Add(1)
+	go f.flush()
+}
+
+func (f *fork) flush() {
+	defer f.s.wg.Done()
+	for {
+		f.mu.Lock()
+		if !f.dirty {
+			f.saving = false
+			f.savedCond().Broadcast()
+			f.mu.Unlock()
+			return
+		}
+		f.dirty = false
+		c := *f.rec
+		c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
+		f.mu.Unlock()
+		if err := f.s.calls.PutCall(&c); err != nil {
+			f.s.Log.Error("saving call history", "call_id", c.CallID, "number", c.Number, "error", err)
+		}
+	}
+}
+
+// savedCond is signalled when no write is in flight; f.mu held.
+func (f *fork) savedCond() *sync.Cond {
+	if f.saved == nil {
+		f.saved = sync.NewCond(&f.mu)
+	}
+	return f.saved
+}
+
+// waitSaved returns once no write of the record is in flight.
+func (f *fork) waitSaved() {
+	f.mu.Lock()
+	for f.saving {
+		f.savedCond().Wait()
+	}
+	f.mu.Unlock()
 }
 
 // run rings each step in turn until an answer, the caller's CANCEL, or the
@@ -349,6 +391,13 @@ func (f *fork) ring(step int) {
 			}
 			f.rewrite(breq)
 			f.mu.Lock()
+			if f.answered || f.cancelled {
+				// Answered (or cancelled) while this step was still
+				// starting: the rest of it never rings.
+				f.mu.Unlock()
+				f.save()
+				return
+			}
 			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq}
 			f.rec.Branches = append(f.rec.Branches, inbox.Branch{Step: step, User: person.User, Contact: bnd.Contact,
 				Source: bnd.Source, Transport: bnd.Transport, StartedAt: now, Outcome: inbox.BranchRinging})
@@ -654,11 +703,16 @@ func (f *fork) finish() {
 	answered, cancelled, finished := f.answered, f.cancelled, f.finished
 	best := f.best
 	f.mu.Unlock()
+	if !answered && !(cancelled && finished) && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private && f.s.vmStore != nil {
+		f.s.voicemail(f)
+		return
+	}
 	if !answered && !(cancelled && finished) {
-		// No answer in any step. Until voicemail lands: 480. An outbound
-		// call relays what the far end said (busy, not found, ...).
+		// No answer in any step, and no voicemail (hangup flow, or none
+		// configured): 480. An outbound call relays what the far end said
+		// (busy, not found, ...).
 		code, reason := 480, "Temporarily Unavailable"
-		if best != nil && (best.StatusCode >= 600 || f.outbound) {
+		if best != nil && f.outbound {
 			code, reason = best.StatusCode, best.Reason
 		}
 		f.s.respond(f.tx, f.req, code, reason)

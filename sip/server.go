@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/partyline/partyline/location"
+	"github.com/partyline/partyline/media"
 )
 
 // Server is the SIP server. Its exported fields are its configuration;
@@ -59,6 +60,12 @@ type Server struct {
 	// NoUnsolicitedMWI stops message-waiting NOTIFYs to registered devices
 	// that did not SUBSCRIBE. Default false: they get them.
 	NoUnsolicitedMWI bool
+	// RTPPorts is the UDP port range of voicemail media, "LOW-HIGH".
+	// Default "20000-20999".
+	RTPPorts string
+	// Record bounds voicemail recordings; zero fields take media's
+	// defaults (180 s, 10 s of silence, 10 s without RTP).
+	Record media.RecordOptions
 	// Now is the clock. Default: the location store's.
 	Now func() time.Time
 	// Log receives operator logs. Default: discard.
@@ -80,6 +87,11 @@ type Server struct {
 	dialogs    *dialogs
 	subs       *subscriptions
 	voicemails Voicemails
+	vmStore    VoicemailStore // nil: no voicemail, calls end with 480
+	vm         *vmCalls
+	rtpPorts   *media.Ports
+	stopping   chan struct{}  // closed when Serve's ctx ends
+	wg         sync.WaitGroup // voicemail recordings in progress
 	udp        []net.PacketConn
 	tcp        []net.Listener
 
@@ -126,6 +138,9 @@ func (s *Server) defaults() {
 	if s.MD5OnlyUserAgents == nil {
 		s.MD5OnlyUserAgents = []string{"baresip"}
 	}
+	if s.RTPPorts == "" {
+		s.RTPPorts = "20000-20999"
+	}
 	if s.SweepEvery == 0 {
 		s.SweepEvery = 30 * time.Second
 	}
@@ -161,6 +176,18 @@ func (s *Server) Start() error {
 	s.subs = newSubscriptions()
 	if v, ok := s.calls.(Voicemails); ok {
 		s.voicemails = v
+	}
+	if v, ok := s.calls.(VoicemailStore); ok {
+		s.vmStore = v
+	}
+	s.vm = &vmCalls{m: map[string]*vmCall{}}
+	s.stopping = make(chan struct{})
+	low, high, err := media.ParsePortRange(s.RTPPorts)
+	if err != nil {
+		return fmt.Errorf("bad RTP port range %q: %w", s.RTPPorts, err)
+	}
+	if s.rtpPorts, err = media.NewPorts(low, high); err != nil {
+		return err
 	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("partyline"),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
@@ -258,6 +285,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
+	}
+	// Drain: recordings in progress end now and are stored (bounded).
+	close(s.stopping)
+	drained := make(chan struct{})
+	go func() { s.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(15 * time.Second):
+		s.Log.Warn("voicemail recordings still running at shutdown")
 	}
 	s.closeSockets()
 	s.ua.Close()

@@ -61,16 +61,6 @@ func requirePeer(t *testing.T, bin string) string {
 	return ""
 }
 
-// forkGap reports a failure whose cause is understood and lies in the
-// server, not in the test or the peer: the test is skipped with the reason
-// (everywhere, CI included, so that a known server bug does not block
-// every other change). When the server is fixed the test runs to the end;
-// delete the call then.
-func forkGap(t *testing.T, format string, args ...any) {
-	t.Helper()
-	t.Skip("known server gap: " + fmt.Sprintf(format, args...))
-}
-
 // forkFreePort returns a loopback port free on UDP and TCP. SIPp and
 // baresip take a port number, not a socket, so another process could take
 // it in between; on loopback in a test run that is acceptable.
@@ -564,10 +554,6 @@ func TestForkEveryStepDeclines(t *testing.T) {
 		{1, "cat", inbox.BranchDeclined, 603, "udp"},
 	})
 	if code := caller.wait(t); code != 0 {
-		if strings.Contains(caller.report(), "received 'SIP/2.0 603 Decline") {
-			forkGap(t, "after the last step of a flow in which everyone declined, the carrier gets 603 Decline, "+
-				"not 480: the proxy relays the best 6xx (sip/proxy.go, fork.finish), though a decline is personal")
-		}
 		t.Errorf("%s exited %d, want 0:\n%s", caller.name, code, caller.report())
 	}
 }

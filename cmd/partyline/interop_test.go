@@ -44,17 +44,6 @@ func needPeer(t *testing.T, bin string) string {
 	return ""
 }
 
-// knownGap reports an interop failure whose cause is understood and needs
-// a change outside the test: skipped locally with the reason, failed in CI.
-func knownGap(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := "known interop gap: " + fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 // sipServer starts "partyline serve" on a fresh data directory with the
 // given users (name, password) and returns the directory, the server and
 // its SIP port (UDP and TCP).
@@ -421,14 +410,6 @@ func TestInteropBaresip(t *testing.T) {
 				select {
 				case l := <-p.line:
 					l = ansi.ReplaceAllString(l, "")
-					if strings.Contains(l, "Register: Function not implemented") {
-						// libre 1.x (under baresip 1.0) answers ENOSYS when any
-						// WWW-Authenticate has an algorithm other than MD5, even
-						// when an MD5 one is also offered; partyline challenges
-						// with MD5 and SHA-256.
-						knownGap(t, "baresip over %s: %q: libre 1.x refuses a 401 that also offers algorithm=SHA-256; "+
-							"partyline needs a way to challenge with MD5 only", tr, l)
-					}
 					if strings.Contains(l, "Register:") {
 						t.Fatalf("baresip failed to register over %s: %s\n%s", tr, l, p.output())
 					}

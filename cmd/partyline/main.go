@@ -85,12 +85,25 @@ effect at once; without one they open the data directory themselves.`,
 	pf.StringVar(&g.data, "data", dataDefault, "data directory (env "+envDataDir+")")
 	pf.StringVar(&g.as, "as", "", "act as this user, with their rights (default: the local operator, who may do everything)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g))
+	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g), newVoicemailCmd(g))
 	return root
 }
 
 func (g *globals) config() config.Config {
 	return config.Config{DataDir: g.data}
+}
+
+// callQuiet runs one admin operation, leaving the printing to the caller.
+func (g *globals) callQuiet(cmd *cobra.Command, op string, args any, out any) error {
+	c, err := admin.Connect(g.config())
+	if err != nil {
+		return failure{err}
+	}
+	defer c.Close()
+	if err := c.Call(context.Background(), g.as, op, args, out); err != nil {
+		return failure{err}
+	}
+	return nil
 }
 
 // call runs one admin operation and prints its result with show (table) or

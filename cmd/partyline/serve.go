@@ -21,8 +21,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	var realm string
 	var demo bool
 	var listen []string
+	var rtpPorts string
 	cmd := &cobra.Command{
-		Use:   "serve [--sip ADDR]... [--realm REALM] [--demo]",
+		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,6 +56,8 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv := sip.New(svc.Directory(), svc.Location(), svc.Inbox())
 			sipSrv.Listen = svc.Config().SIP
 			sipSrv.Log = log
+			sipSrv.RTPPorts = rtpPorts
+			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			if err := sipSrv.Start(); err != nil {
 				ln.Close()
 				return failure{err}
@@ -81,6 +84,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&realm, "realm", "", "digest realm (default: the stored realm, or the host name for a new workspace)")
 	cmd.Flags().StringArrayVar(&listen, "sip", nil, "address to serve SIP on, UDP and TCP (repeatable; default 0.0.0.0:5060)")
+	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }

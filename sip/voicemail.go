@@ -1,0 +1,283 @@
+package sip
+
+// The voicemail user agent: when a number's call flow ends unanswered,
+// partyline answers the call itself, plays the number's greeting and a
+// beep, records, stores the message whole in the inbox, and lights the
+// members' message lamps.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/media"
+)
+
+// VoicemailStore is what the voicemail UAS needs from the inbox.
+// inbox.Store satisfies it.
+type VoicemailStore interface {
+	Voicemails
+	SaveVoicemail(v *inbox.Voicemail, pcm []byte, call *inbox.Call) error
+	Greeting(number string) ([]byte, error)
+}
+
+// vmCall is one call voicemail answered: its dialog, until the recording
+// ends.
+type vmCall struct {
+	f        *fork
+	localTag string
+	answer   []byte // our SDP, for re-INVITEs
+	hangup   context.CancelFunc
+	mu       sync.Mutex
+	byeSent  bool
+}
+
+type vmCalls struct {
+	mu sync.Mutex
+	m  map[string]*vmCall // by Call-ID
+}
+
+func (v *vmCalls) get(callID string) *vmCall {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[callID]
+}
+
+func (v *vmCalls) put(callID string, c *vmCall) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if c == nil {
+		delete(v.m, callID)
+		return
+	}
+	v.m[callID] = c
+}
+
+// voicemail answers f's call with the voicemail UAS. It returns once the
+// INVITE is answered; recording goes on in a goroutine the server owns.
+func (s *Server) voicemail(f *fork) {
+	req := f.req
+	host, _ := s.advertised(req)
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ip = netip.MustParseAddr("127.0.0.1")
+	}
+	conn, err := s.rtpPorts.Listen(ip)
+	if err != nil {
+		s.Log.Error("voicemail: no RTP port", "call_id", req.CallID().Value(), "error", err)
+		s.respond(f.tx, req, 503, "Service Unavailable")
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	answer, neg, err := media.Answer(req.Body(), ip, conn.Port())
+	if err != nil {
+		conn.Close()
+		s.respond(f.tx, req, 488, "Not Acceptable Here")
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	h, p := s.advertised(req)
+	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:voicemail@%s>", hostPort(h, uint16(p)))))
+	ctx, hangup := context.WithCancel(context.Background())
+	vc := &vmCall{f: f, localTag: res.To().Params.GetOr("tag", ""), answer: answer, hangup: hangup}
+	s.vm.put(req.CallID().Value(), vc)
+	if err := f.tx.Respond(res); err != nil {
+		hangup()
+		conn.Close()
+		s.vm.put(req.CallID().Value(), nil)
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	f.mu.Lock()
+	now := s.Now()
+	f.rec.AnsweredAt = &now
+	f.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer hangup()
+		defer conn.Close()
+		defer s.vm.put(req.CallID().Value(), nil)
+		s.record(ctx, vc, media.NewSession(conn, neg), neg)
+	}()
+}
+
+// record plays the greeting and the beep, records, and stores the message.
+func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, neg media.Negotiated) {
+	defer sess.Close()
+	f := vc.f
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.stopping:
+			vc.hangup()
+		}
+	}()
+	greeting := media.DefaultGreeting()
+	if pcm, err := s.vmStore.Greeting(f.rec.Number); err == nil && len(pcm) >= 2 {
+		greeting = pcmSamples(pcm)
+	}
+	started := s.Now()
+	if err := sess.Play(ctx, greeting); err == nil {
+		sess.Play(ctx, media.Beep())
+	}
+	var rec media.Recording
+	if ctx.Err() == nil {
+		var err error
+		rec, err = sess.Record(ctx, s.Record)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("voicemail: recording failed", "call_id", f.rec.CallID, "error", err)
+		}
+	}
+	switch rec.Reason {
+	case media.StopDTMF, media.StopMaxLength, media.StopSilence, media.StopNoRTP:
+		s.hangUp(vc) // we end the call
+	}
+	s.Log.Info("voicemail", "call_id", f.rec.CallID, "number", f.rec.Number, "reason", rec.Reason.String(),
+		"seconds", rec.Duration().Seconds(), "message", rec.IsMessage())
+	if !rec.IsMessage() {
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	v := &inbox.Voicemail{
+		ID: s.calls.NewID(), Number: f.rec.Number, From: f.rec.Remote, ReceivedAt: started.UTC(),
+		DurationS: rec.Duration().Seconds(), Codec: neg.Codec.Encoding.String(), CallID: f.rec.ID,
+	}
+	pcm := make([]byte, 2*len(rec.Samples))
+	for i, x := range rec.Samples {
+		binary.LittleEndian.PutUint16(pcm[2*i:], uint16(x))
+	}
+	// The message and the record ending in it go in one transaction. The
+	// record is final in memory first; then the writes in flight (which may
+	// hold an older copy) end; any later write copies the final state.
+	call := f.ended2(inbox.WentToVoicemail, v.ID)
+	f.waitSaved()
+	if err := s.vmStore.SaveVoicemail(v, pcm, &call); err != nil {
+		s.Log.Error("voicemail: storing", "call_id", f.rec.CallID, "error", err)
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	s.NotifyMWI(f.rec.Number)
+}
+
+// pcmSamples reads 16-bit little-endian PCM.
+func pcmSamples(pcm []byte) []int16 {
+	out := make([]int16, len(pcm)/2)
+	for i := range out {
+		out[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
+	}
+	return out
+}
+
+// ended2 closes the record in memory as disposition (with the voicemail
+// link) and returns a copy to store.
+func (f *fork) ended2(disposition, voicemailID string) inbox.Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.s.Now()
+	f.rec.EndedAt = &now
+	f.rec.Disposition = disposition
+	f.rec.VoicemailID = voicemailID
+	if f.rec.AnsweredAt != nil {
+		f.rec.DurationS = int(now.Sub(*f.rec.AnsweredAt).Round(time.Second) / time.Second)
+	}
+	c := *f.rec
+	c.Branches = append([]inbox.Branch(nil), f.rec.Branches...)
+	return c
+}
+
+// closeRecord ends the record with disposition and saves it.
+func (f *fork) closeRecord(disposition, voicemailID string) {
+	f.ended2(disposition, voicemailID)
+	f.save()
+}
+
+// hangUp sends our BYE to the caller (we are the UAS of this dialog).
+func (s *Server) hangUp(vc *vmCall) {
+	vc.mu.Lock()
+	if vc.byeSent {
+		vc.mu.Unlock()
+		return
+	}
+	vc.byeSent = true
+	vc.mu.Unlock()
+	inv := vc.f.req
+	target := inv.Recipient
+	if c := inv.Contact(); c != nil {
+		target = c.Address
+	}
+	bye := sip.NewRequest(sip.BYE, target)
+	for _, h := range inv.GetHeaders("Record-Route") {
+		rr := h.(*sip.RecordRouteHeader)
+		bye.AppendHeader(&sip.RouteHeader{Address: rr.Address})
+	}
+	from := &sip.FromHeader{DisplayName: inv.To().DisplayName, Address: inv.To().Address, Params: sip.NewParams()}
+	from.Params.Add("tag", vc.localTag)
+	to := &sip.ToHeader{DisplayName: inv.From().DisplayName, Address: inv.From().Address, Params: inv.From().Params.Clone()}
+	bye.AppendHeader(from)
+	bye.AppendHeader(to)
+	bye.AppendHeader(sip.HeaderClone(inv.CallID()))
+	bye.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.BYE})
+	mf := sip.MaxForwardsHeader(70)
+	bye.AppendHeader(&mf)
+	bye.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	transport := strings.ToUpper(inv.Transport())
+	host, port := s.advertised(inv)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", newBranchID())
+	via.Params.Add("rport", "")
+	bye.PrependHeader(via)
+	bye.SetTransport(transport)
+	bye.SetDestination(vc.f.src.String()) // where the caller really is
+	if transport == "UDP" {
+		if la, ok := s.udpLocal(vc.f.src.String()); ok {
+			bye.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	tx, err := s.client.TransactionRequest(ctx, bye, keepAsBuilt)
+	cancel()
+	if err != nil {
+		s.Log.Debug("voicemail BYE", "call_id", inv.CallID().Value(), "error", err)
+		return
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res == nil || res.StatusCode >= 200 {
+				return
+			}
+		case <-tx.Done():
+			return
+		}
+	}
+}
+
+// vmInDialog answers requests inside a voicemail dialog: BYE ends the
+// recording, ACK is absorbed, a re-INVITE keeps our answer.
+func (s *Server) vmInDialog(vc *vmCall, req *sip.Request, tx sip.ServerTransaction) {
+	switch req.Method {
+	case sip.ACK:
+	case sip.BYE:
+		s.respond(tx, req, 200, "OK")
+		vc.hangup()
+	case sip.INVITE:
+		res := sip.NewResponseFromRequest(req, 200, "OK", vc.answer)
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		tx.Respond(res)
+	case sip.UPDATE, sip.INFO, sip.OPTIONS:
+		s.respond(tx, req, 200, "OK")
+	default:
+		s.respond(tx, req, 405, "Method Not Allowed")
+	}
+}
