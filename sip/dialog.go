@@ -118,17 +118,7 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		}
 	}
 	host, port := s.advertised(f.req)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
-	via.Params.Add("branch", newBranchID())
-	via.Params.Add("rport", "")
-	r.PrependHeader(via)
-	r.SetTransport(transport)
-	r.SetDestination(dest)
-	if transport == "UDP" {
-		if la, ok := s.udpLocal(dest); ok {
-			r.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
-		}
-	}
+	s.viaTo(r, host, port, transport, dest)
 	if req.Method == sip.ACK {
 		if err := s.client.WriteRequest(r, keepAsBuilt); err != nil {
 			s.Log.Debug("forwarding ACK", "call_id", req.CallID().Value(), "error", err)

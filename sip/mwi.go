@@ -6,7 +6,6 @@ package sip
 // NOTIFYs (unless NoUnsolicitedMWI).
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -191,35 +190,8 @@ func (s *Server) sendNotify(req *sip.Request, user, dest, transport string) {
 	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s>", hostPort(host, uint16(port)))))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/simple-message-summary"))
 	req.SetBody([]byte(s.summary(user)))
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
-	via.Params.Add("branch", newBranchID())
-	via.Params.Add("rport", "")
-	req.PrependHeader(via)
-	req.SetTransport(transport)
-	req.SetDestination(dest)
-	if transport == "UDP" {
-		if la, ok := s.udpLocal(dest); ok {
-			req.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, req, keepAsBuilt)
-	cancel()
-	if err != nil {
-		s.Log.Debug("NOTIFY", "user", user, "error", err)
-		return
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res == nil || res.StatusCode >= 200 {
-				return
-			}
-		case <-tx.Done():
-			return
-		}
-	}
+	s.viaTo(req, host, port, transport, dest)
+	s.sendFinal(req)
 }
 
 // advertisedLocal is our host:port for requests we originate.

@@ -648,27 +648,7 @@ func (f *fork) sendCancel(b *branch) {
 		reason = reasonElsewhere
 	}
 	f.mu.Unlock()
-	cancel := cancelFor(b.req, reason)
-	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	tx, err := f.s.client.TransactionRequest(ctx, cancel, keepAsBuilt)
-	if err != nil {
-		f.s.Log.Debug("sending CANCEL", "call_id", b.req.CallID().Value(), "error", err)
-		return
-	}
-	go func() {
-		defer tx.Terminate()
-		for {
-			select {
-			case res := <-tx.Responses():
-				if res == nil || res.StatusCode >= 200 {
-					return
-				}
-			case <-tx.Done():
-				return
-			}
-		}
-	}()
+	go f.s.sendFinal(cancelFor(b.req, reason))
 }
 
 // cancelFor builds the CANCEL of an INVITE as it was sent (RFC 3261 §9.1):

@@ -1,11 +1,13 @@
 package sip
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -92,20 +94,10 @@ func (s *Server) branchRequest(orig *sip.Request, b location.Binding) (*sip.Requ
 	r.AppendHeader(&mf)
 	transport := strings.ToUpper(b.Transport)
 	host, port := s.advertised(orig)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
-	via.Params.Add("branch", newBranchID())
-	via.Params.Add("rport", "")
-	r.PrependHeader(via)
 	rr := &sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}}
 	rr.Address.UriParams.Add("lr", "")
 	r.PrependHeader(rr)
-	r.SetTransport(transport)
-	r.SetDestination(b.Source)
-	if transport == "UDP" {
-		if la, ok := s.udpLocal(b.Source); ok {
-			r.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
-		}
-	}
+	s.viaTo(r, host, port, transport, b.Source)
 	return r, nil
 }
 
@@ -190,4 +182,45 @@ func (s *Server) looped(req *sip.Request) bool {
 		}
 	}
 	return false
+}
+
+// viaTo puts our Via (a fresh branch, rport) on top of r and addresses it
+// to dest over transport; over UDP it leaves from our listener, so a phone
+// behind NAT sees the port it registered with.
+func (s *Server) viaTo(r *sip.Request, host string, port int, transport, dest string) {
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", newBranchID())
+	via.Params.Add("rport", "")
+	r.PrependHeader(via)
+	r.SetTransport(transport)
+	r.SetDestination(dest)
+	if transport == "UDP" {
+		if la, ok := s.udpLocal(dest); ok {
+			r.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
+		}
+	}
+}
+
+// sendFinal sends r, built whole by us, in a client transaction and waits
+// for its final response (nil when none came), bounded by the
+// transaction's own timers (Timer F, 32 s).
+func (s *Server) sendFinal(r *sip.Request) *sip.Response {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	tx, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
+	cancel()
+	if err != nil {
+		s.Log.Debug("sending request", "method", string(r.Method), "call_id", r.CallID().Value(), "error", err)
+		return nil
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res == nil || res.StatusCode >= 200 {
+				return res
+			}
+		case <-tx.Done():
+			return nil
+		}
+	}
 }

@@ -232,35 +232,8 @@ func (s *Server) hangUp(vc *vmCall) {
 	bye.AppendHeader(sip.NewHeader("Content-Length", "0"))
 	transport := strings.ToUpper(inv.Transport())
 	host, port := s.advertised(inv)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: host, Port: port, Params: sip.NewParams()}
-	via.Params.Add("branch", newBranchID())
-	via.Params.Add("rport", "")
-	bye.PrependHeader(via)
-	bye.SetTransport(transport)
-	bye.SetDestination(vc.f.src.String()) // where the caller really is
-	if transport == "UDP" {
-		if la, ok := s.udpLocal(vc.f.src.String()); ok {
-			bye.Laddr = sip.Addr{IP: la.Addr().AsSlice(), Port: int(la.Port())}
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, bye, keepAsBuilt)
-	cancel()
-	if err != nil {
-		s.Log.Debug("voicemail BYE", "call_id", inv.CallID().Value(), "error", err)
-		return
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res == nil || res.StatusCode >= 200 {
-				return
-			}
-		case <-tx.Done():
-			return
-		}
-	}
+	s.viaTo(bye, host, port, transport, vc.f.src.String()) // where the caller really is
+	s.sendFinal(bye)
 }
 
 // vmInDialog answers requests inside a voicemail dialog: BYE ends the
