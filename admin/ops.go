@@ -274,23 +274,11 @@ var ops = map[string]opFunc{
 		return out, nil
 	}),
 	OpNumberShow: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		snap, _, n, err := s.numberFor(as, a.Number, acl.NumberView)
 		if err != nil {
 			return nil, err
 		}
-		e, err := acl.NormalizeE164(a.Number)
-		if err != nil {
-			return nil, err
-		}
-		n, ok := snap.Number(e)
-		if !ok {
-			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
-		}
-		if err := acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
-			return nil, err
-		}
-		return s.numberView(snap, e), nil
+		return s.numberView(snap, n.E164), nil
 	}),
 	OpNumberSet: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
 		if a.Name == nil {
@@ -409,23 +397,11 @@ var ops = map[string]opFunc{
 		return flowView(s.dir.Snapshot(), e), nil
 	}),
 	OpFlowShow: typed(func(ctx context.Context, s *Service, as string, a FlowArgs) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		snap, _, n, err := s.numberFor(as, a.Number, acl.NumberView)
 		if err != nil {
 			return nil, err
 		}
-		e, err := acl.NormalizeE164(a.Number)
-		if err != nil {
-			return nil, err
-		}
-		n, ok := snap.Number(e)
-		if !ok {
-			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
-		}
-		if err := acl.Decide(actor, acl.NumberView, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
-			return nil, err
-		}
-		return flowView(snap, e), nil
+		return flowView(snap, n.E164), nil
 	}),
 	OpNumberSetTrunk: typed(func(ctx context.Context, s *Service, as string, a TrunkOfArgs) (any, error) {
 		if err := s.dir.SetNumberTrunk(as, a.Number, a.Trunk); err != nil {
@@ -490,22 +466,11 @@ var ops = map[string]opFunc{
 		return Done{"deleted voicemail " + v.ID}, nil
 	}),
 	OpGreetingSet: typed(func(ctx context.Context, s *Service, as string, a VoicemailArgs) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		_, _, n, err := s.numberFor(as, a.Number, acl.NumberSettings)
 		if err != nil {
 			return nil, err
 		}
-		e, err := acl.NormalizeE164(a.Number)
-		if err != nil {
-			return nil, err
-		}
-		n, ok := snap.Number(e)
-		if !ok {
-			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
-		}
-		if err := acl.Decide(actor, acl.NumberSettings, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
-			return nil, err
-		}
+		e := n.E164
 		const maxGreeting = 8000 * 2 * 120 // 2 minutes
 		switch {
 		case a.Reset:
@@ -525,30 +490,9 @@ var ops = map[string]opFunc{
 		return Done{fmt.Sprintf("%s now plays a %.1f s greeting", e, float64(len(a.PCM))/16000)}, nil
 	}),
 	OpCalls: typed(func(ctx context.Context, s *Service, as string, a CallArgs) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		numbers, err := s.usableNumbers(as, a.Number)
 		if err != nil {
 			return nil, err
-		}
-		var numbers []string
-		if a.Number != "" {
-			e, err := acl.NormalizeE164(a.Number)
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := snap.Number(e); !ok {
-				return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
-			}
-			if err := acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: snap.MemberRole(e, actor.Name)}); err != nil {
-				return nil, err
-			}
-			numbers = []string{e}
-		} else {
-			for _, n := range snap.Numbers() {
-				if acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: n.Role(actor.Name)}) == nil {
-					numbers = append(numbers, n.E164)
-				}
-			}
 		}
 		if a.Limit < 0 || a.Limit > 10000 {
 			return nil, fmt.Errorf("%w: bad --limit %d: use 1 to 10000", acl.ErrInvalid, a.Limit)
@@ -691,17 +635,11 @@ func (s *Service) usableNumbers(as, number string) ([]string, error) {
 		return nil, err
 	}
 	if number != "" {
-		e, err := acl.NormalizeE164(number)
+		_, _, n, err := s.numberFor(as, number, acl.NumberUse)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := snap.Number(e); !ok {
-			return nil, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
-		}
-		if err := acl.Decide(actor, acl.NumberUse, acl.Target{NumberRole: snap.MemberRole(e, actor.Name)}); err != nil {
-			return nil, err
-		}
-		return []string{e}, nil
+		return []string{n.E164}, nil
 	}
 	var out []string
 	for _, n := range snap.Numbers() {
@@ -753,4 +691,26 @@ func (s *Service) voicemailChanged(number string) {
 	if s.OnVoicemailChange != nil {
 		s.OnVoicemailChange(number)
 	}
+}
+
+// numberFor resolves the acting user and the number (any spelling) and
+// checks that the actor may take act on it.
+func (s *Service) numberFor(as, number string, act acl.Action) (*acl.Snapshot, acl.Actor, acl.Number, error) {
+	snap := s.dir.Snapshot()
+	actor, err := snap.Actor(as)
+	if err != nil {
+		return snap, actor, acl.Number{}, err
+	}
+	e, err := acl.NormalizeE164(number)
+	if err != nil {
+		return snap, actor, acl.Number{}, err
+	}
+	n, ok := snap.Number(e)
+	if !ok {
+		return snap, actor, n, fmt.Errorf("%w: unknown number %s: see \"partyline number list\"", acl.ErrNotFound, e)
+	}
+	if err := acl.Decide(actor, act, acl.Target{NumberRole: n.Role(actor.Name)}); err != nil {
+		return snap, actor, n, err
+	}
+	return snap, actor, n, nil
 }
