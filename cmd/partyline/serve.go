@@ -22,6 +22,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var demo bool
 	var listen []string
 	var rtpPorts string
+	var unsolicitedMWI bool
 	cmd := &cobra.Command{
 		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
@@ -57,6 +58,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.Listen = svc.Config().SIP
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
+			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			if err := sipSrv.Start(); err != nil {
 				ln.Close()
@@ -85,6 +87,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&realm, "realm", "", "digest realm (default: the stored realm, or the host name for a new workspace)")
 	cmd.Flags().StringArrayVar(&listen, "sip", nil, "address to serve SIP on, UDP and TCP (repeatable; default 0.0.0.0:5060)")
 	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
+	cmd.Flags().BoolVar(&unsolicitedMWI, "mwi-unsolicited", true, "send message-waiting NOTIFYs to registered phones that did not subscribe")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }
