@@ -130,7 +130,7 @@ func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, ne
 	if err := sess.Play(ctx, greeting); err == nil {
 		sess.Play(ctx, media.Beep())
 	}
-	var rec media.Recording
+	rec := media.Recording{Reason: media.StopHangup} // hung up during the greeting
 	if ctx.Err() == nil {
 		var err error
 		rec, err = sess.Record(ctx, s.Record)
