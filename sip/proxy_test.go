@@ -482,3 +482,34 @@ func TestForkCancelAfterLateProvisional(t *testing.T) {
 		t.Fatalf("Reason: %v", h)
 	}
 }
+
+// TestForkTimerC: a call that rings on and on is ended by Timer C: every
+// branch gets CANCEL and the caller a final answer (480 with the hangup
+// flow).
+func TestForkTimerC(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.TimerC = 300 * time.Millisecond })
+	numberWith(t, e, "alice")
+	alice := newDevice(t, e, "alice", "udp")
+	st, _ := acl.ParseStep("alice:60")
+	if err := e.dir.SetFlow("", testNumber, []acl.Step{st}, acl.ThenHangup); err != nil {
+		t.Fatal(err)
+	}
+	car := newCarrier(t, e)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := car.call(e, testNumber)
+		if err == nil {
+			err = s.WaitAnswer(context.Background(), sipgo.AnswerOptions{})
+		}
+		errc <- err
+	}()
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, alice.cancels, "alice's CANCEL from Timer C")
+	if err := recv(t, errc, "the caller's answer"); err == nil || !strings.Contains(err.Error(), "480") {
+		t.Fatalf("want 480, got %v", err)
+	}
+	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil && outcomes(c)["alice"] != inbox.BranchRinging })
+	if c.Disposition != inbox.Missed || outcomes(c)["alice"] != inbox.BranchNoAnswer {
+		t.Fatalf("history: %+v", c)
+	}
+}
