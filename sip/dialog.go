@@ -123,7 +123,17 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		if err := s.client.WriteRequest(r, keepAsBuilt); err != nil {
 			s.Log.Debug("forwarding ACK", "call_id", req.CallID().Value(), "error", err)
 		}
+		winner.ackOnce.Do(func() { close(winner.acked) })
 		return
+	}
+	if towardsDevice {
+		// Each request runs in its own goroutine: a BYE sent right after
+		// the ACK must not overtake it on the way to the phone. Wait for
+		// the ACK a little (it may have been lost; the BYE goes anyway).
+		select {
+		case <-winner.acked:
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	// The request's own timers (Timer B/F, 32 s) bound the wait below.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -79,6 +79,8 @@ type branch struct {
 	binding location.Binding
 	req     *sip.Request // as sent
 	tx      sip.ClientTransaction
+	acked   chan struct{} // closed once the caller's ACK of this branch's 2xx went on
+	ackOnce sync.Once
 
 	// guarded by f.mu
 	provisional bool // got a 1xx: CANCEL may be sent
@@ -398,7 +400,7 @@ func (f *fork) ring(step int) {
 				f.save()
 				return
 			}
-			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq}
+			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq, acked: make(chan struct{})}
 			f.rec.Branches = append(f.rec.Branches, inbox.Branch{Step: step, User: person.User, Contact: bnd.Contact,
 				Source: bnd.Source, Transport: bnd.Transport, StartedAt: now, Outcome: inbox.BranchRinging})
 			f.branches = append(f.branches, b)
