@@ -188,6 +188,13 @@ func (s *Server) stages(data []byte, src netip.AddrPort) (verdict, []byte) {
 	if s.bans.banned(src.Addr().Unmap(), s.Now()) {
 		return drop, nil
 	}
+	// 9, the first half: a REGISTER without credentials is challenged
+	// statelessly, as Kamailio's registrar does: no transaction is kept for
+	// it (half of all registration traffic), and a retransmission simply
+	// gets a fresh challenge.
+	if req.Method == sip.REGISTER && digestValue(req, "Authorization") == "" {
+		return reply, []byte(s.challenge(req, false, false).String())
+	}
 	return pass, data
 }
 
@@ -662,19 +669,12 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 // Proxy-Authorization when proxy) and challenges when they are missing,
 // stale or wrong. Failures count towards the source's ban.
 func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, proxy bool) (string, bool) {
-	hdr, code, reason, chal := "Authorization", 401, "Unauthorized", "WWW-Authenticate"
+	hdr, code := "Authorization", 401
 	if proxy {
-		hdr, code, reason, chal = "Proxy-Authorization", 407, "Proxy Authentication Required", "Proxy-Authenticate"
-	}
-	value := ""
-	for _, h := range req.GetHeaders(hdr) {
-		if v := h.Value(); strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "digest") {
-			value = strings.TrimSpace(v)
-			break
-		}
+		hdr, code = "Proxy-Authorization", 407
 	}
 	now := s.Now()
-	user, outcome := s.nonces.verify(s.dir, value, string(req.Method), now)
+	user, outcome := s.nonces.verify(s.dir, digestValue(req, hdr), string(req.Method), now)
 	if outcome == authOK {
 		return user, true
 	}
@@ -684,14 +684,34 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src ne
 			s.securityLog(src)
 		}
 	}
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, c := range s.nonces.challenges(now, s.dir.Realm(), outcome == authStale, s.algorithms(req)) {
-		res.AppendHeader(sip.NewHeader(chal, c))
-	}
-	if err := tx.Respond(res); err != nil {
+	if err := tx.Respond(s.challenge(req, proxy, outcome == authStale)); err != nil {
 		s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", code, "error", err)
 	}
 	return "", false
+}
+
+// challenge is the 401 (or 407 when proxy) asking req for digest
+// credentials, one challenge per algorithm.
+func (s *Server) challenge(req *sip.Request, proxy, stale bool) *sip.Response {
+	code, reason, hdr := 401, "Unauthorized", "WWW-Authenticate"
+	if proxy {
+		code, reason, hdr = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	res := newResponse(req, code, reason)
+	for _, c := range s.nonces.challenges(s.Now(), s.dir.Realm(), stale, s.algorithms(req)) {
+		res.AppendHeader(sip.NewHeader(hdr, c))
+	}
+	return res
+}
+
+// digestValue is the request's first Digest credentials in header hdr.
+func digestValue(req *sip.Request, hdr string) string {
+	for _, h := range req.GetHeaders(hdr) {
+		if v := strings.TrimSpace(h.Value()); len(v) >= 6 && strings.EqualFold(v[:6], "digest") {
+			return v
+		}
+	}
+	return ""
 }
 
 func (s *Server) securityLog(src netip.AddrPort) {
