@@ -199,3 +199,54 @@ func (s *Store) Calls(numbers []string, limit int) ([]Call, error) {
 	})
 	return out, err
 }
+
+// CloseInterrupted ends the records a stopped server left open (a crash
+// or kill while calls rang, were answered or were being recorded): each
+// gets ended_at = now, and one still ringing becomes missed. It looks at
+// the calls of the last maxAge only, newest first, and returns how many it
+// closed.
+func (s *Store) CloseInterrupted(now time.Time, maxAge time.Duration) (int, error) {
+	closed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCalls)
+		c := b.Cursor()
+		type fix struct {
+			k []byte
+			v []byte
+		}
+		var fixes []fix
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var call Call
+			if err := json.Unmarshal(v, &call); err != nil {
+				return fmt.Errorf("call %s: %w", k, err)
+			}
+			if now.Sub(call.StartedAt) > maxAge {
+				break
+			}
+			if call.EndedAt != nil {
+				continue
+			}
+			t := now.UTC()
+			call.EndedAt = &t
+			if call.Disposition == Ringing || call.Disposition == WentToVoicemail && call.VoicemailID == "" {
+				call.Disposition = Missed
+			}
+			if call.AnsweredAt != nil && call.Disposition == Answered {
+				call.DurationS = int(t.Sub(*call.AnsweredAt).Round(time.Second) / time.Second)
+			}
+			out, err := json.Marshal(call)
+			if err != nil {
+				return err
+			}
+			fixes = append(fixes, fix{append([]byte(nil), k...), out})
+		}
+		for _, f := range fixes {
+			if err := b.Put(f.k, f.v); err != nil {
+				return err
+			}
+		}
+		closed = len(fixes)
+		return nil
+	})
+	return closed, err
+}

@@ -100,3 +100,40 @@ func TestVoicemailWholeOrAbsent(t *testing.T) {
 		t.Fatal("audio left after delete")
 	}
 }
+
+func TestCloseInterrupted(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Unix(1e9, 0)
+	s, _ := Open(db, func() time.Time { return now })
+	ans := now.Add(-time.Minute)
+	open := []*Call{
+		{ID: s.NewID(), Number: "+15551230001", StartedAt: now, Disposition: Ringing},
+		{ID: s.NewID(), Number: "+15551230001", StartedAt: now, Disposition: Answered, AnsweredAt: &ans},
+		{ID: s.NewID(), Number: "+15551230001", StartedAt: now, Disposition: WentToVoicemail, AnsweredAt: &ans},
+	}
+	done := &Call{ID: s.NewID(), Number: "+15551230001", StartedAt: now, Disposition: Missed, EndedAt: &now}
+	for _, c := range append(open, done) {
+		c.Branches = []Branch{}
+		if err := s.PutCall(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.CloseInterrupted(now.Add(2*time.Minute), time.Hour)
+	if err != nil || n != 3 {
+		t.Fatalf("closed %d, %v", n, err)
+	}
+	want := []string{Missed, Answered, Missed}
+	for i, c := range open {
+		got, _ := s.Call(c.ID)
+		if got.EndedAt == nil || got.Disposition != want[i] {
+			t.Fatalf("call %d: %+v", i, got)
+		}
+	}
+	if got, _ := s.Call(open[1].ID); got.DurationS != 180 {
+		t.Fatalf("answered call duration %d", got.DurationS)
+	}
+}

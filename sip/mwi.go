@@ -155,13 +155,14 @@ func (s *Server) summary(user string) string {
 	return fmt.Sprintf("Messages-Waiting: %s\r\nMessage-Account: sip:%s@%s\r\nVoice-Message: %d/%d (0/0)\r\n", waiting, user, s.dir.Realm(), c.New, c.Old)
 }
 
-// notify sends one NOTIFY within the subscription.
+// notify sends one NOTIFY within the subscription. NOTIFYs of one
+// subscription go one at a time, each with the counts as they are when it
+// is built, so the last one sent always tells the newest state.
 func (s *Server) notify(sub *subscription, active bool) {
 	sub.mu.Lock()
+	defer sub.mu.Unlock()
 	sub.cseq++
-	cseq := sub.cseq
 	left := int(sub.expires.Sub(s.Now()) / time.Second)
-	sub.mu.Unlock()
 	state := fmt.Sprintf("active;expires=%d", max(left, 0))
 	if !active || left <= 0 {
 		state = "terminated;reason=timeout"
@@ -175,7 +176,7 @@ func (s *Server) notify(sub *subscription, active bool) {
 	req.AppendHeader(from)
 	req.AppendHeader(to)
 	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.NOTIFY})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: sub.cseq, MethodName: sip.NOTIFY})
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
 	s.sendNotify(req, sub.user, sub.dest, sub.transport)
 }

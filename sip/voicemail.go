@@ -100,7 +100,9 @@ func (s *Server) voicemail(f *fork) {
 	f.mu.Lock()
 	now := s.Now()
 	f.rec.AnsweredAt = &now
+	f.rec.Disposition = inbox.WentToVoicemail // recording; missed if no message comes of it
 	f.mu.Unlock()
+	f.save()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -142,10 +144,13 @@ func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, ne
 	case media.StopDTMF, media.StopMaxLength, media.StopSilence, media.StopNoRTP:
 		s.hangUp(vc) // we end the call
 	}
-	s.Log.Info("voicemail", "call_id", f.rec.CallID, "number", f.rec.Number, "reason", rec.Reason.String(),
-		"seconds", rec.Duration().Seconds(), "message", rec.IsMessage())
+	logDone := func(stored bool) {
+		s.Log.Info("voicemail", "call_id", f.rec.CallID, "number", f.rec.Number, "reason", rec.Reason.String(),
+			"seconds", rec.Duration().Seconds(), "message", stored)
+	}
 	if !rec.IsMessage() {
 		f.closeRecord(inbox.Missed, "")
+		logDone(false)
 		return
 	}
 	v := &inbox.Voicemail{
@@ -164,8 +169,10 @@ func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, ne
 	if err := s.vmStore.SaveVoicemail(v, pcm, &call); err != nil {
 		s.Log.Error("voicemail: storing", "call_id", f.rec.CallID, "error", err)
 		f.closeRecord(inbox.Missed, "")
+		logDone(false)
 		return
 	}
+	logDone(true) // only once it is stored
 	s.NotifyMWI(f.rec.Number)
 }
 

@@ -38,6 +38,12 @@ func newServeCmd(g *globals) *cobra.Command {
 				return failure{err}
 			}
 			defer svc.Close()
+			// Calls a crash or kill left open can no longer end: close them.
+			if n, err := svc.Inbox().CloseInterrupted(time.Now(), 24*time.Hour); err != nil {
+				return failure{fmt.Errorf("closing interrupted call records: %w", err)}
+			} else if n > 0 {
+				log.Warn("closed call records left open by the last stop", "calls", n)
+			}
 			if demo {
 				d, seeded, err := svc.SeedDemo()
 				if err != nil {
