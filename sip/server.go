@@ -1,9 +1,13 @@
 package sip
 
 import (
+	"runtime"
+	"syscall"
+
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -78,22 +82,23 @@ type Server struct {
 	loc   *location.Store
 	calls CallLog
 
-	parser     *sip.Parser
-	nonces     nonces
-	bans       *bans
-	ua         *sipgo.UserAgent
-	srv        *sipgo.Server
-	client     *sipgo.Client
-	dialogs    *dialogs
-	subs       *subscriptions
-	voicemails Voicemails
-	vmStore    VoicemailStore // nil: no voicemail, calls end with 480
-	vm         *vmCalls
-	rtpPorts   *media.Ports
-	stopping   chan struct{}  // closed when Serve's ctx ends
-	wg         sync.WaitGroup // voicemail recordings in progress
-	udp        []net.PacketConn
-	tcp        []net.Listener
+	parser      *sip.Parser
+	nonces      nonces
+	bans        *bans
+	ua          *sipgo.UserAgent
+	srv         *sipgo.Server
+	client      *sipgo.Client
+	dialogs     *dialogs
+	subs        *subscriptions
+	voicemails  Voicemails
+	vmStore     VoicemailStore // nil: no voicemail, calls end with 480
+	vm          *vmCalls
+	rtpPorts    *media.Ports
+	stopping    chan struct{}    // closed when Serve's ctx ends
+	wg          sync.WaitGroup   // voicemail recordings in progress
+	udp         []net.PacketConn // one per listen address (Addrs)
+	udpSiblings []net.PacketConn // more readers on the same ports
+	tcp         []net.Listener
 
 	panics       atomic.Int64
 	authFailures atomic.Int64
@@ -219,9 +224,15 @@ func (s *Server) Start() error {
 }
 
 // bind opens UDP and TCP on addr; with port 0, one free port for both.
+// Over UDP it opens one socket per CPU on the same port (SO_REUSEPORT):
+// the kernel spreads senders over them, so admission and parsing run on
+// every core instead of in one reading goroutine; one sender always lands
+// on the same socket, so its messages keep their order.
 func (s *Server) bind(addr string) error {
+	lc := net.ListenConfig{Control: reusePort}
+	ctx := context.Background()
 	for try := 0; try < 20; try++ {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			return fmt.Errorf("listening on udp %s: %w", addr, err)
 		}
@@ -233,16 +244,39 @@ func (s *Server) bind(addr string) error {
 			}
 			return fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
-		if uc, ok := pc.(*net.UDPConn); ok {
-			// Absorb bursts while the one reader is not scheduled (the
-			// kernel caps this at net.core.rmem_max).
-			uc.SetReadBuffer(4 << 20)
-		}
-		s.udp = append(s.udp, &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)})
+		s.udp = append(s.udp, s.wrapUDP(pc))
 		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
+		for i := 1; i < runtime.GOMAXPROCS(0); i++ {
+			sib, err := lc.ListenPacket(ctx, "udp", pc.LocalAddr().String())
+			if err != nil {
+				s.Log.Warn("one UDP reader only", "addr", pc.LocalAddr().String(), "error", err)
+				break
+			}
+			s.udpSiblings = append(s.udpSiblings, s.wrapUDP(sib))
+		}
 		return nil
 	}
 	return fmt.Errorf("no free port pair for %s", addr)
+}
+
+func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Absorb bursts while a reader is not scheduled (the kernel caps
+		// this at net.core.rmem_max).
+		uc.SetReadBuffer(4 << 20)
+	}
+	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)}
+}
+
+// reusePort sets SO_REUSEPORT so sibling sockets can share a UDP port.
+func reusePort(network, address string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // Addrs are the bound addresses (each on UDP and TCP).
@@ -255,7 +289,7 @@ func (s *Server) Addrs() []netip.AddrPort {
 }
 
 func (s *Server) closeSockets() {
-	for _, pc := range s.udp {
+	for _, pc := range append(s.udp, s.udpSiblings...) {
 		pc.Close()
 	}
 	for _, ln := range s.tcp {
@@ -267,8 +301,8 @@ func (s *Server) closeSockets() {
 // connections and returns.
 func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, len(s.udp)+len(s.tcp))
-	for _, pc := range s.udp {
+	errc := make(chan error, len(s.udp)+len(s.udpSiblings)+len(s.tcp))
+	for _, pc := range append(s.udp, s.udpSiblings...) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.srv.ServeUDP(pc) }()
 	}
