@@ -155,6 +155,14 @@ func (s *Store) Apply(user string, u Update) ([]Binding, error) {
 	s.mu.Lock()
 	now := s.now()
 	cur := live(s.byUser[user], now)
+	for _, b := range cur {
+		if b.CallID == u.CallID && b.CSeq == u.CSeq {
+			// The same REGISTER again (a retransmission the stateless
+			// registrar handles anew): nothing changes, same answer.
+			s.mu.Unlock()
+			return cur, nil
+		}
+	}
 	next := slices.Clone(cur)
 	if u.RemoveAll {
 		for _, b := range cur {

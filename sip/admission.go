@@ -51,6 +51,7 @@ const (
 	reply                    // send resp, stop
 	drop                     // silence
 	closeConn                // send resp if any, then close the stream
+	handled                  // taken care of; its answer goes out later
 )
 
 // supportedOptions are the option tags we implement (Require, Proxy-Require).
@@ -72,6 +73,42 @@ func (s *Server) admit(data []byte, src netip.AddrPort) (v verdict, resp []byte)
 
 // stages is admit without the recover, so that a fuzz target sees panics.
 func (s *Server) stages(data []byte, src netip.AddrPort) (verdict, []byte) {
+	return s.stagesInto(data, src, nil)
+}
+
+// admitFrom is admit for a socket that can answer later: an authenticated
+// REGISTER is then handled statelessly (registerStateless) and answered
+// through respond, never reaching sipgo's transaction layer.
+func (s *Server) admitFrom(data []byte, src netip.AddrPort, transport string, respond func([]byte)) (v verdict, resp []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.recovered(p, "admission", "")
+			v, resp = drop, nil
+		}
+	}()
+	var req *sip.Request
+	v, resp = s.stagesInto(data, src, &req)
+	if v == pass && req != nil && req.Method == sip.REGISTER && respond != nil {
+		select {
+		case s.registering <- struct{}{}:
+		default:
+			return drop, nil // too many in flight: the phone retransmits
+		}
+		req.SetTransport(transport)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.registering }()
+			s.registerStateless(req, src, respond)
+		}()
+		return handled, nil
+	}
+	return v, resp
+}
+
+// stagesInto runs stages 1–8 (and the stateless challenge); on pass it
+// stores the parsed request in *out when out is not nil.
+func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) (verdict, []byte) {
 	// 1. Size.
 	if len(data) > s.MaxMessage {
 		return drop, nil
@@ -194,6 +231,9 @@ func (s *Server) stages(data []byte, src netip.AddrPort) (verdict, []byte) {
 	// gets a fresh challenge.
 	if req.Method == sip.REGISTER && digestValue(req, "Authorization") == "" {
 		return reply, []byte(s.challenge(req, false, false).String())
+	}
+	if out != nil {
+		*out = req
 	}
 	return pass, data
 }
@@ -669,14 +709,27 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 // Proxy-Authorization when proxy) and challenges when they are missing,
 // stale or wrong. Failures count towards the source's ban.
 func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, proxy bool) (string, bool) {
-	hdr, code := "Authorization", 401
+	user, chal := s.checkAuth(req, src, proxy)
+	if chal == nil {
+		return user, true
+	}
+	if err := tx.Respond(chal); err != nil {
+		s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", chal.StatusCode, "error", err)
+	}
+	return "", false
+}
+
+// checkAuth verifies the request's digest credentials: the user they prove,
+// or the challenge to answer with. Failures count towards the source's ban.
+func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy bool) (string, *sip.Response) {
+	hdr := "Authorization"
 	if proxy {
-		hdr, code = "Proxy-Authorization", 407
+		hdr = "Proxy-Authorization"
 	}
 	now := s.Now()
 	user, outcome := s.nonces.verify(s.dir, digestValue(req, hdr), string(req.Method), now)
 	if outcome == authOK {
-		return user, true
+		return user, nil
 	}
 	if outcome == authFailed {
 		s.authFailures.Add(1)
@@ -684,10 +737,24 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src ne
 			s.securityLog(src)
 		}
 	}
-	if err := tx.Respond(s.challenge(req, proxy, outcome == authStale)); err != nil {
-		s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", code, "error", err)
+	return "", s.challenge(req, proxy, outcome == authStale)
+}
+
+// registerStateless answers an authenticated REGISTER without a
+// transaction, as Kamailio's registrar does: a retransmission is handled
+// again and gets the same answer (the location store takes a repeated
+// Call-ID and CSeq as that).
+func (s *Server) registerStateless(req *sip.Request, src netip.AddrPort, respond func([]byte)) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.recovered(p, "REGISTER", req.CallID().Value())
+		}
+	}()
+	user, res := s.checkAuth(req, src, false)
+	if res == nil {
+		res = s.registerResponse(req, src, user)
 	}
-	return "", false
+	respond([]byte(res.String()))
 }
 
 // challenge is the 401 (or 407 when proxy) asking req for digest

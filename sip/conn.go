@@ -36,7 +36,7 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			// handing it over would cut it. Stage 1 on UDP is silence.
 			continue
 		}
-		v, resp := c.s.admit(data, ua.AddrPort())
+		v, resp := c.s.admitFrom(data, ua.AddrPort(), "UDP", func(b []byte) { c.PacketConn.WriteTo(b, addr) })
 		switch v {
 		case pass:
 			if len(resp) > len(b) {
@@ -111,7 +111,7 @@ func (c *streamConn) next() error {
 	case frameCRLF:
 	case frameMessage, frameUnsized:
 		msg := c.in[:n]
-		v, resp := c.s.admit(msg, c.src)
+		v, resp := c.s.admitFrom(msg, c.src, "TCP", func(b []byte) { c.Conn.Write(b) })
 		if kind == frameUnsized {
 			// A stream needs Content-Length to find where the next message
 			// starts (RFC 3261 §18.3, §20.14); taking it as 0 is a guess,

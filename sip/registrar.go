@@ -13,17 +13,24 @@ import (
 	"github.com/partyline/partyline/location"
 )
 
-// register is the registrar (RFC 3261 §10.3) for an authenticated user.
+// register answers a REGISTER in its transaction.
 func (s *Server) register(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
+	res := s.registerResponse(req, src, user)
+	if err := tx.Respond(res); err != nil {
+		s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", res.StatusCode, "error", err)
+	}
+}
+
+// registerResponse is the registrar (RFC 3261 §10.3) for an authenticated
+// user: it applies the REGISTER and returns the answer.
+func (s *Server) registerResponse(req *sip.Request, src netip.AddrPort, user string) *sip.Response {
 	to, from := req.To(), req.From()
 	if !sipScheme(to.Address.Scheme) || !sipScheme(from.Address.Scheme) {
-		s.respond(tx, req, 400, "Bad To or From URI")
-		return
+		return newResponse(req, 400, "Bad To or From URI")
 	}
 	if to.Address.User != user {
 		// The credentials are good but for another user's address of record.
-		s.respond(tx, req, 403, "Forbidden")
-		return
+		return newResponse(req, 403, "Forbidden")
 	}
 	defaultExpires := s.DefaultExpires
 	if h := req.GetHeader("Expires"); h != nil {
@@ -43,36 +50,31 @@ func (s *Server) register(req *sip.Request, tx sip.ServerTransaction, src netip.
 	for _, h := range contacts {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
-			s.respond(tx, req, 400, "Bad Contact")
-			return
+			return newResponse(req, 400, "Bad Contact")
 		}
 		if c.Address.Wildcard {
 			// Contact: * only alone and with Expires: 0 (RFC 3261 §10.2.2).
 			if len(contacts) != 1 || req.GetHeader("Expires") == nil || defaultExpires != 0 {
-				s.respond(tx, req, 400, "Bad Wildcard Contact")
-				return
+				return newResponse(req, 400, "Bad Wildcard Contact")
 			}
 			u.RemoveAll = true
 			continue
 		}
 		if !sipScheme(c.Address.Scheme) {
-			s.respond(tx, req, 400, "Bad Contact URI")
-			return
+			return newResponse(req, 400, "Bad Contact URI")
 		}
 		exp := defaultExpires
 		if v, ok := c.Params.Get("expires"); ok {
 			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
 			if err != nil {
-				s.respond(tx, req, 400, "Bad Contact Expires")
-				return
+				return newResponse(req, 400, "Bad Contact Expires")
 			}
 			exp = time.Duration(n) * time.Second
 		}
 		if exp > 0 && exp < s.MinExpires {
-			res := sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+			res := newResponse(req, 423, "Interval Too Brief")
 			res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(s.MinExpires/time.Second))))
-			tx.Respond(res)
-			return
+			return res
 		}
 		exp = min(exp, s.MaxExpires)
 		u.Contacts = append(u.Contacts, location.Contact{URI: c.Address.String(), Expires: exp})
@@ -86,23 +88,19 @@ func (s *Server) register(req *sip.Request, tx sip.ServerTransaction, src netip.
 	}
 	switch {
 	case errors.Is(err, location.ErrOutOfOrder):
-		s.respond(tx, req, 400, "Invalid CSeq Number")
-		return
+		return newResponse(req, 400, "Invalid CSeq Number")
 	case err != nil:
 		s.Log.Error("storing bindings", "user", user, "call_id", u.CallID, "error", err)
-		s.respond(tx, req, 500, "Server Internal Error")
-		return
+		return newResponse(req, 500, "Server Internal Error")
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res := newResponse(req, 200, "OK")
 	now := s.loc.Now()
 	for _, b := range bindings {
 		left := int(b.Expires.Sub(now).Round(time.Second) / time.Second)
 		res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, max(left, 0))))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
-	if err := tx.Respond(res); err != nil {
-		s.Log.Debug("respond failed", "call_id", u.CallID, "status", 200, "error", err)
-	}
+	return res
 }
 
 func sipScheme(s string) bool {

@@ -95,7 +95,8 @@ type Server struct {
 	vm          *vmCalls
 	rtpPorts    *media.Ports
 	stopping    chan struct{}    // closed when Serve's ctx ends
-	wg          sync.WaitGroup   // voicemail recordings in progress
+	wg          sync.WaitGroup   // voicemail recordings, record writes, stateless REGISTERs in progress
+	registering chan struct{}    // bounds stateless REGISTERs in flight
 	udp         []net.PacketConn // one per listen address (Addrs)
 	udpSiblings []net.PacketConn // more readers on the same ports
 	tcp         []net.Listener
@@ -178,6 +179,7 @@ func (s *Server) Start() error {
 	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
 	s.dialogs = newDialogs()
+	s.registering = make(chan struct{}, 4096)
 	s.subs = newSubscriptions()
 	if v, ok := s.calls.(Voicemails); ok {
 		s.voicemails = v
