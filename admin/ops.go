@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/partyline/partyline/acl"
@@ -41,6 +42,9 @@ const (
 	OpFlowShow        = "number.flow.show"
 	OpNumberSetTrunk  = "number.set-trunk"
 	OpUserSetDefault  = "user.set-default-number"
+	OpContactAdd      = "contact.add"
+	OpContactList     = "contact.list"
+	OpContactRemove   = "contact.remove"
 	OpVoicemailList   = "voicemail.list"
 	OpVoicemailHeard  = "voicemail.heard"
 	OpVoicemailDelete = "voicemail.delete"
@@ -124,6 +128,12 @@ type (
 		Number string `json:"number"`
 		Trunk  string `json:"trunk,omitempty"`
 		User   string `json:"user,omitempty"`
+	}
+	// ContactArgs adds contacts (one from the CLI flags, many from an
+	// imported file: all or none), or names one to remove.
+	ContactArgs struct {
+		Contacts []inbox.Contact `json:"contacts,omitempty"`
+		ID       string          `json:"id,omitempty"`
 	}
 	VoicemailArgs struct {
 		Number string `json:"number,omitempty"`
@@ -419,6 +429,37 @@ var ops = map[string]opFunc{
 		s.changed(as, OpUserSetDefault, "target", a.User, "number", e)
 		return Done{a.User + " now calls and texts out as " + e}, nil
 	}),
+	OpContactAdd: typed(func(ctx context.Context, s *Service, as string, a ContactArgs) (any, error) {
+		if _, err := s.dir.Snapshot().Actor(as); err != nil {
+			return nil, err
+		}
+		if len(a.Contacts) == 0 {
+			return nil, fmt.Errorf("%w: no contacts given", acl.ErrInvalid)
+		}
+		added, err := s.box.AddContacts(a.Contacts)
+		if err != nil {
+			return nil, contactErr(err)
+		}
+		s.changed(as, OpContactAdd, "contacts", len(added))
+		return added, nil
+	}),
+	OpContactList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
+		if _, err := s.dir.Snapshot().Actor(as); err != nil {
+			return nil, err
+		}
+		return s.box.Contacts()
+	}),
+	OpContactRemove: typed(func(ctx context.Context, s *Service, as string, a ContactArgs) (any, error) {
+		if _, err := s.dir.Snapshot().Actor(as); err != nil {
+			return nil, err
+		}
+		c, err := s.box.RemoveContact(a.ID)
+		if err != nil {
+			return nil, contactErr(err)
+		}
+		s.changed(as, OpContactRemove, "target", c.ID)
+		return Done{"removed contact " + c.Name}, nil
+	}),
 	OpVoicemailList: typed(func(ctx context.Context, s *Service, as string, a VoicemailArgs) (any, error) {
 		numbers, err := s.usableNumbers(as, a.Number)
 		if err != nil {
@@ -713,4 +754,19 @@ func (s *Service) numberFor(as, number string, act acl.Action) (*acl.Snapshot, a
 		return snap, actor, n, err
 	}
 	return snap, actor, n, nil
+}
+
+// contactErr maps the inbox's outcomes to the CLI's kinds.
+func contactErr(err error) error {
+	switch {
+	case errors.Is(err, inbox.ErrExists):
+		return fmt.Errorf("%w: %v", acl.ErrExists, strings.TrimPrefix(err.Error(), inbox.ErrExists.Error()+": "))
+	case errors.Is(err, inbox.ErrNotFound):
+		return fmt.Errorf("%w: %v", acl.ErrNotFound, strings.TrimPrefix(err.Error(), inbox.ErrNotFound.Error()+": "))
+	case errors.Is(err, inbox.ErrInvalid), errors.Is(err, acl.ErrInvalid):
+		msg := strings.Replace(err.Error(), inbox.ErrInvalid.Error()+": ", "", 1)
+		msg = strings.Replace(msg, acl.ErrInvalid.Error()+": ", "", 1)
+		return fmt.Errorf("%w: %s", acl.ErrInvalid, msg)
+	}
+	return err
 }

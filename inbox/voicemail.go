@@ -41,7 +41,7 @@ type Heard struct {
 func (v Voicemail) New() bool { return len(v.HeardBy) == 0 }
 
 func (s *Store) vmBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketVoicemail, bucketVoicemailAudio, bucketVoicemailNumber, bucketGreetings} {
+	for _, b := range [][]byte{bucketVoicemail, bucketVoicemailAudio, bucketVoicemailNumber, bucketGreetings, bucketContacts, bucketContactsPhone} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -95,12 +95,13 @@ func (s *Server) admitFrom(data []byte, src netip.AddrPort, transport string, re
 			return drop, nil // too many in flight: the phone retransmits
 		}
 		req.SetTransport(transport)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		if !s.goTracked(func() {
 			defer func() { <-s.registering }()
 			s.registerStateless(req, src, respond)
-		}()
+		}) {
+			<-s.registering
+			return drop, nil // shutting down
+		}
 		return handled, nil
 	}
 	return v, resp

@@ -31,6 +31,12 @@ type CallLog interface {
 	PutCall(c *inbox.Call) error
 }
 
+// ContactBook names callers from the shared address book. inbox.Store
+// satisfies it.
+type ContactBook interface {
+	ContactName(e164 string) (string, bool)
+}
+
 // branchPrefix marks Via branches we create (RFC 3261 magic cookie + ours).
 const branchPrefix = "z9hG4bKpl"
 
@@ -104,10 +110,16 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 		Skipped: plan.Skipped, Branches: []inbox.Branch{},
 	}
 	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, events: make(chan struct{}, 1)}
-	// Until the address book lands, ringing phones show the caller's number.
+	// Ringing phones show who calls: the shared address book's name for
+	// the caller's number, else the number.
 	from := cloneFrom(req.From())
-	if from.DisplayName == "" {
-		from.DisplayName = rec.Remote
+	from.DisplayName = rec.Remote
+	if book, ok := s.calls.(ContactBook); ok {
+		if e, err := acl.NormalizeE164(rec.Remote); err == nil {
+			if name, ok := book.ContactName(e); ok {
+				from.DisplayName = name
+			}
+		}
 	}
 	f.from = from
 	f.start()
@@ -238,12 +250,12 @@ func (f *fork) save() {
 	}
 	f.saving = true
 	f.mu.Unlock()
-	f.s.wg.Add(1)
-	go f.flush()
+	if !f.s.goTracked(f.flush) {
+		f.flush() // shutting down: write now, before the file closes
+	}
 }
 
 func (f *fork) flush() {
-	defer f.s.wg.Done()
 	for {
 		f.mu.Lock()
 		if !f.dirty {

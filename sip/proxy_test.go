@@ -247,6 +247,9 @@ func TestForkFirstAnswerWins(t *testing.T) {
 	numberWith(t, e, "alice", "bob", "carol")
 	alice, bob, carol := newDevice(t, e, "alice", "udp"), newDevice(t, e, "bob", "tcp"), newDevice(t, e, "carol", "udp")
 	car := newCarrier(t, e)
+	if _, err := e.inbox.AddContacts([]inbox.Contact{{Name: "Grace Hopper", Phones: []string{"+1 555 000 9999"}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	type result struct {
 		s   *sipgo.DialogClientSession
@@ -269,6 +272,9 @@ func TestForkFirstAnswerWins(t *testing.T) {
 		inv := recv(t, d.invites, d.user+"'s INVITE")
 		if inv.RecordRoute() == nil || inv.MaxForwards().Val() != 69 {
 			t.Fatalf("%s's INVITE lacks Record-Route or a decremented Max-Forwards:\n%s", d.user, inv)
+		}
+		if inv.From().DisplayName != "Grace Hopper" {
+			t.Fatalf("%s's phone shows %q, want the address book's name", d.user, inv.From().DisplayName)
 		}
 	}
 	bob.answer <- 200

@@ -97,6 +97,8 @@ type Server struct {
 	stopping    chan struct{}    // closed when Serve's ctx ends
 	wg          sync.WaitGroup   // voicemail recordings, record writes, stateless REGISTERs in progress
 	registering chan struct{}    // bounds stateless REGISTERs in flight
+	trackMu     sync.Mutex       // guards draining against wg.Add
+	draining    bool             // Serve is stopping: goTracked refuses
 	udp         []net.PacketConn // one per listen address (Addrs)
 	udpSiblings []net.PacketConn // more readers on the same ports
 	tcp         []net.Listener
@@ -322,7 +324,11 @@ func (s *Server) Serve(ctx context.Context) error {
 			err = nil
 		}
 	}
-	// Drain: recordings in progress end now and are stored (bounded).
+	// Drain: recordings in progress end now and are stored (bounded); no
+	// new tracked work starts.
+	s.trackMu.Lock()
+	s.draining = true
+	s.trackMu.Unlock()
 	close(s.stopping)
 	drained := make(chan struct{})
 	go func() { s.wg.Wait(); close(drained) }()
@@ -378,4 +384,21 @@ type levelAtLeast struct {
 
 func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// goTracked runs f in a goroutine Serve waits for at shutdown; false (and
+// f not run) once Serve has begun to drain.
+func (s *Server) goTracked(f func()) bool {
+	s.trackMu.Lock()
+	if s.draining {
+		s.trackMu.Unlock()
+		return false
+	}
+	s.wg.Add(1)
+	s.trackMu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }

@@ -103,14 +103,19 @@ func (s *Server) voicemail(f *fork) {
 	f.rec.Disposition = inbox.WentToVoicemail // recording; missed if no message comes of it
 	f.mu.Unlock()
 	f.save()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	if !s.goTracked(func() {
 		defer hangup()
 		defer conn.Close()
 		defer s.vm.put(req.CallID().Value(), nil)
 		s.record(ctx, vc, media.NewSession(conn, neg), neg)
-	}()
+	}) {
+		// Shutting down: no recording can start now.
+		hangup()
+		conn.Close()
+		s.vm.put(req.CallID().Value(), nil)
+		s.hangUp(vc)
+		f.closeRecord(inbox.Missed, "")
+	}
 }
 
 // record plays the greeting and the beep, records, and stores the message.

@@ -560,3 +560,41 @@ func TestNoSecretInLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIContacts: the shared address book through the CLI: add, a
+// refused duplicate, export and import round trip in both formats.
+func TestCLIContacts(t *testing.T) {
+	dir := t.TempDir()
+	ok(t, dir, "user", "add", "mia", "--password", "password1")
+	ok(t, dir, "--as", "mia", "contact", "add", "Grace Hopper", "--phone", "+1 555 000 1111", "--phone", "15550002222", "--company", "Navy", "--email", "grace@example.com")
+	ok(t, dir, "contact", "add", "Alan Turing", "--phone", "+442079460002")
+	if r := cli(t, dir, "contact", "add", "Someone", "--phone", "+15550001111"); r.code != 1 || !strings.Contains(r.err, "already \"Grace Hopper\"'s number") {
+		t.Fatalf("duplicate phone: %s", r)
+	}
+	if r := cli(t, dir, "contact", "add", "Nobody", "--phone", "12"); r.code != 1 || !strings.Contains(r.err, "bad number") {
+		t.Fatalf("bad phone: %s", r)
+	}
+	for _, format := range []string{"vcf", "csv"} {
+		exported := ok(t, dir, "contact", "export", "--format", format)
+		file := filepath.Join(t.TempDir(), "book."+format)
+		if err := os.WriteFile(file, []byte(exported), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		other := t.TempDir()
+		if out := ok(t, other, "contact", "import", file); !strings.Contains(out, "imported 2 contacts") {
+			t.Fatalf("%s import: %s", format, out)
+		}
+		if again := ok(t, other, "contact", "export", "--format", format); again != exported {
+			t.Fatalf("%s round trip:\n%s\n---\n%s", format, exported, again)
+		}
+		// Importing the same file again changes nothing: all or none.
+		if r := cli(t, other, "contact", "import", file); r.code != 1 {
+			t.Fatalf("%s re-import: %s", format, r)
+		}
+		var cs []map[string]any
+		json.Unmarshal([]byte(ok(t, other, "-o", "json", "contact", "list")), &cs)
+		if len(cs) != 2 {
+			t.Fatalf("%s: %d contacts after a refused re-import", format, len(cs))
+		}
+	}
+}
