@@ -249,6 +249,19 @@ func (c *change) user(name string) (*User, error) {
 	return u, nil
 }
 
+// numberFor finds the number and checks that the actor may take act on
+// it (giving newRole, where the action gives one).
+func (c *change) numberFor(number string, act Action, newRole Role) (*Number, error) {
+	n, err := c.number(number)
+	if err != nil {
+		return nil, err
+	}
+	if err := Decide(c.actor, act, Target{NumberRole: n.Role(c.actor.Name), NewRole: newRole}); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
 func (c *change) number(e164 string) (*Number, error) {
 	e, err := NormalizeE164(e164)
 	if err != nil {
@@ -414,11 +427,8 @@ func (d *Directory) SetNumberName(as, number, name string) error {
 		return err
 	}
 	return d.update(as, func(c *change) error {
-		n, err := c.number(number)
+		n, err := c.numberFor(number, NumberSettings, RoleNone)
 		if err != nil {
-			return err
-		}
-		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
 			return err
 		}
 		nn := *n
@@ -465,11 +475,8 @@ func (d *Directory) AddMember(as, number, user string, role Role) error {
 // RemoveMember removes a user from a number; the last owner stays.
 func (d *Directory) RemoveMember(as, number, user string) error {
 	return d.update(as, func(c *change) error {
-		n, err := c.number(number)
+		n, err := c.numberFor(number, MemberRemove, RoleNone)
 		if err != nil {
-			return err
-		}
-		if err := Decide(c.actor, MemberRemove, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
 			return err
 		}
 		r := n.Role(user)
@@ -497,11 +504,8 @@ func (d *Directory) SetMemberRole(as, number, user string, role Role) error {
 		return fmt.Errorf("%w: bad role: use owner, admin or member", ErrInvalid)
 	}
 	return d.update(as, func(c *change) error {
-		n, err := c.number(number)
+		n, err := c.numberFor(number, MemberSetRole, role)
 		if err != nil {
-			return err
-		}
-		if err := Decide(c.actor, MemberSetRole, Target{NumberRole: n.Role(c.actor.Name), NewRole: role}); err != nil {
 			return err
 		}
 		r := n.Role(user)
@@ -635,11 +639,8 @@ func (d *Directory) SetFlow(as, number string, steps []Step, then string) error 
 		}
 	}
 	return d.update(as, func(c *change) error {
-		n, err := c.number(number)
+		n, err := c.numberFor(number, NumberSettings, RoleNone)
 		if err != nil {
-			return err
-		}
-		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
 			return err
 		}
 		for _, st := range steps {
@@ -662,11 +663,8 @@ func (d *Directory) SetFlow(as, number string, steps []Step, then string) error 
 // SetNumberTrunk names the trunk that carries a number's outbound calls.
 func (d *Directory) SetNumberTrunk(as, number, trunk string) error {
 	return d.update(as, func(c *change) error {
-		n, err := c.number(number)
+		n, err := c.numberFor(number, NumberSettings, RoleNone)
 		if err != nil {
-			return err
-		}
-		if err := Decide(c.actor, NumberSettings, Target{NumberRole: n.Role(c.actor.Name)}); err != nil {
 			return err
 		}
 		if _, ok := c.cur.trunks[trunk]; !ok {

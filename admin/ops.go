@@ -191,12 +191,8 @@ var ops = map[string]opFunc{
 		return userView(s.dir.Snapshot(), a.Name), nil
 	}),
 	OpUserList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		snap, actor, err := s.may(as, acl.UserList)
 		if err != nil {
-			return nil, err
-		}
-		if err := acl.Decide(actor, acl.UserList, acl.Target{}); err != nil {
 			return nil, err
 		}
 		out := []UserView{}
@@ -236,12 +232,8 @@ var ops = map[string]opFunc{
 		return Done{"changed the password of " + a.Name}, nil
 	}),
 	OpPlanShow: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		snap, _, err := s.may(as, acl.PlanShow)
 		if err != nil {
-			return nil, err
-		}
-		if err := acl.Decide(actor, acl.PlanShow, acl.Target{}); err != nil {
 			return nil, err
 		}
 		return planView(snap.Plan()), nil
@@ -344,12 +336,8 @@ var ops = map[string]opFunc{
 		return trunkView(t), nil
 	}),
 	OpTrunkList: typed(func(ctx context.Context, s *Service, as string, _ struct{}) (any, error) {
-		snap := s.dir.Snapshot()
-		actor, err := snap.Actor(as)
+		snap, _, err := s.may(as, acl.TrunkList)
 		if err != nil {
-			return nil, err
-		}
-		if err := acl.Decide(actor, acl.TrunkList, acl.Target{}); err != nil {
 			return nil, err
 		}
 		out := []TrunkView{}
@@ -769,4 +757,14 @@ func contactErr(err error) error {
 		return fmt.Errorf("%w: %s", acl.ErrInvalid, msg)
 	}
 	return err
+}
+
+// may resolves the acting user and checks a workspace-level action.
+func (s *Service) may(as string, act acl.Action) (*acl.Snapshot, acl.Actor, error) {
+	snap := s.dir.Snapshot()
+	actor, err := snap.Actor(as)
+	if err != nil {
+		return snap, actor, err
+	}
+	return snap, actor, acl.Decide(actor, act, acl.Target{})
 }

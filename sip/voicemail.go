@@ -169,7 +169,7 @@ func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, ne
 	// The message and the record ending in it go in one transaction. The
 	// record is final in memory first; then the writes in flight (which may
 	// hold an older copy) end; any later write copies the final state.
-	call := f.ended2(inbox.WentToVoicemail, v.ID)
+	call := f.endRecord(inbox.WentToVoicemail, v.ID)
 	f.waitSaved()
 	if err := s.vmStore.SaveVoicemail(v, pcm, &call); err != nil {
 		s.Log.Error("voicemail: storing", "call_id", f.rec.CallID, "error", err)
@@ -190,9 +190,9 @@ func pcmSamples(pcm []byte) []int16 {
 	return out
 }
 
-// ended2 closes the record in memory as disposition (with the voicemail
+// endRecord closes the record in memory as disposition (with the voicemail
 // link) and returns a copy to store.
-func (f *fork) ended2(disposition, voicemailID string) inbox.Call {
+func (f *fork) endRecord(disposition, voicemailID string) inbox.Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.s.Now()
@@ -209,7 +209,7 @@ func (f *fork) ended2(disposition, voicemailID string) inbox.Call {
 
 // closeRecord ends the record with disposition and saves it.
 func (f *fork) closeRecord(disposition, voicemailID string) {
-	f.ended2(disposition, voicemailID)
+	f.endRecord(disposition, voicemailID)
 	f.save()
 }
 
