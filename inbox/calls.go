@@ -103,6 +103,9 @@ func Open(db *bolt.DB, now func() time.Time) (*Store, error) {
 				return err
 			}
 		}
+		if err := (&Store{}).convBuckets(tx); err != nil {
+			return err
+		}
 		return (&Store{}).vmBuckets(tx)
 	})
 	if err != nil {
@@ -137,12 +140,38 @@ func (s *Store) PutCall(c *Call) error {
 	if err != nil {
 		return err
 	}
+	ev, conv := callEvent(s.NewID(), c), s.NewID()
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketCalls).Put([]byte(c.ID), v); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketCallsNumber).Put([]byte(c.Number+"\x00"+c.ID), nil)
+		return s.putCall(tx, c.ID, c.Number, c.Remote, v, &ev, conv)
 	})
+}
+
+// callEvent is a call's entry in its conversation's timeline.
+func callEvent(id string, c *Call) Event {
+	ev := Event{ID: id, Kind: KindCall, At: c.StartedAt.UTC(), Inbound: c.Direction == "inbound", Ref: c.ID, User: c.Member}
+	ev.Text = c.Direction + " call"
+	if c.Member != "" {
+		ev.Text += " by " + c.Member
+	}
+	return ev
+}
+
+// putCall writes a call record; the first write of a call also adds it to
+// its conversation.
+func (s *Store) putCall(tx *bolt.Tx, id, number, remote string, v []byte, ev *Event, conv string) error {
+	calls := tx.Bucket(bucketCalls)
+	first := calls.Get([]byte(id)) == nil
+	if err := calls.Put([]byte(id), v); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketCallsNumber).Put([]byte(number+"\x00"+id), nil); err != nil {
+		return err
+	}
+	if !first {
+		return nil
+	}
+	_, err := s.appendItem(tx, number, Party(remote), conv, ev)
+	return err
 }
 
 // Call returns one record.

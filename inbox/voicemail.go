@@ -68,7 +68,21 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 			return err
 		}
 	}
+	vmEv, conv := Event{ID: s.NewID(), Kind: KindVoicemail, At: v.ReceivedAt.UTC(), Inbound: true, Ref: v.ID,
+		Text: fmt.Sprintf("voicemail, %.0f s", v.DurationS)}, s.NewID()
+	var callEv Event
+	if call != nil {
+		callEv = callEvent(s.NewID(), call)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if call != nil {
+			if err := s.putCall(tx, call.ID, call.Number, call.Remote, rec, &callEv, conv); err != nil {
+				return err
+			}
+		}
+		if _, err := s.appendItem(tx, v.Number, Party(v.From), conv, &vmEv); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketVoicemail).Put([]byte(v.ID), meta); err != nil {
 			return err
 		}
@@ -77,12 +91,6 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 		}
 		if err := tx.Bucket(bucketVoicemailNumber).Put([]byte(v.Number+"\x00"+v.ID), nil); err != nil {
 			return err
-		}
-		if call != nil {
-			if err := tx.Bucket(bucketCalls).Put([]byte(call.ID), rec); err != nil {
-				return err
-			}
-			return tx.Bucket(bucketCallsNumber).Put([]byte(call.Number+"\x00"+call.ID), nil)
 		}
 		return nil
 	})

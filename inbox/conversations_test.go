@@ -1,0 +1,226 @@
+package inbox
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// clockStore is a store whose clock the test moves.
+func clockStore(t testing.TB) (*Store, *time.Time) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, &bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	now := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	s, err := Open(db, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &now
+}
+
+func inboundText(s *Store, number, party, text string) *Message {
+	return &Message{ID: s.NewID(), Number: number, Party: party, Direction: "inbound", Text: text,
+		ContentType: "text/plain", At: s.now(), Status: MsgReceived}
+}
+
+func TestConversationTimelineAndStates(t *testing.T) {
+	s, now := clockStore(t)
+	const num, party = "+15551230001", "+15557654321"
+
+	call := &Call{ID: s.NewID(), Number: num, Direction: "inbound", Remote: "15557654321", StartedAt: *now, Disposition: Ringing}
+	if err := s.PutCall(call); err != nil {
+		t.Fatal(err)
+	}
+	call.Disposition = Answered
+	if err := s.PutCall(call); err != nil { // a later step of the same call: no second item
+		t.Fatal(err)
+	}
+	convs, err := s.Conversations([]string{num}, "", 0)
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("conversations = %v, %v; want one", convs, err)
+	}
+	c := convs[0]
+	if c.Party != party || c.State != StateUnread || c.Items != 1 || c.LastKind != KindCall {
+		t.Fatalf("after an inbound call: %+v", c)
+	}
+	if !s.Unread(c, "ann") || !s.Unread(c, "ben") {
+		t.Fatal("a new inbound item is unread for everyone")
+	}
+
+	// ann opens it: team state open, ann's marker moves, ben's does not.
+	*now = now.Add(time.Minute)
+	if c, err = s.Open(c.ID, "ann"); err != nil || c.State != StateOpen {
+		t.Fatalf("open: %+v, %v", c, err)
+	}
+	if s.Unread(c, "ann") || !s.Unread(c, "ben") {
+		t.Fatal("read markers are per user")
+	}
+
+	// done, then an inbound text reopens it as unread.
+	if c, err = s.SetState(c.ID, "ben", StateDone); err != nil || c.State != StateDone {
+		t.Fatalf("done: %+v, %v", c, err)
+	}
+	if got, _ := s.Conversations([]string{num}, StateDone, 0); len(got) != 1 {
+		t.Fatalf("done listing = %v", got)
+	}
+	*now = now.Add(time.Minute)
+	if err := s.SaveMessage(inboundText(s, num, party, "are you open today?")); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = s.Conversation(c.ID)
+	if c.State != StateUnread || c.Items != 2 || c.LastSummary != "are you open today?" {
+		t.Fatalf("after an inbound text on a done conversation: %+v", c)
+	}
+	if got, _ := s.Conversations([]string{num}, StateDone, 0); len(got) != 0 {
+		t.Fatalf("still listed as done: %v", got)
+	}
+	if !s.Unread(c, "ann") {
+		t.Fatal("ann has not seen the new text")
+	}
+
+	// An outbound text neither reopens nor makes unread.
+	if _, err := s.SetState(c.ID, "ann", StateDone); err != nil {
+		t.Fatal(err)
+	}
+	out := &Message{ID: s.NewID(), Number: num, Party: party, Direction: "outbound", Member: "ann", Text: "yes, till 6", At: *now, Status: MsgSending}
+	if err := s.SaveMessage(out); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ = s.Conversation(c.ID); c.State != StateDone || c.Items != 3 {
+		t.Fatalf("after an outbound text: %+v", c)
+	}
+	// Setting the state it has adds nothing.
+	if _, err := s.SetState(c.ID, "ann", StateDone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetState(c.ID, "ann", "archived"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad state: %v", err)
+	}
+
+	tl, err := s.Timeline(c.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range tl {
+		kinds = append(kinds, ev.Kind+":"+ev.User+ev.State)
+	}
+	want := []string{"call:", "opened:ann", "state:bendone", "message:", "state:anndone", "message:ann"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("timeline = %v, want %v", kinds, want)
+	}
+	entries, err := s.Resolve(tl)
+	if err != nil || entries[0].Call == nil || entries[0].Call.Disposition != Answered || entries[5].Message == nil || entries[5].Message.Member != "ann" {
+		t.Fatalf("resolve: %+v, %v", entries, err)
+	}
+}
+
+func TestOpenedByTimeline(t *testing.T) {
+	s, now := clockStore(t)
+	const num = "+15551230001"
+	if err := s.SaveMessage(inboundText(s, num, "+15557654321", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	convs, _ := s.Conversations([]string{num}, "", 0)
+	id := convs[0].ID
+	var want []string
+	for i, u := range []string{"ann", "ben", "ann"} {
+		*now = now.Add(time.Duration(i+1) * time.Minute)
+		if _, err := s.Open(id, u); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("%s@%s", u, now.Format(time.TimeOnly)))
+	}
+	opened, err := s.Openings(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range opened {
+		got = append(got, fmt.Sprintf("%s@%s", ev.User, ev.At.Format(time.TimeOnly)))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("openings = %v, want %v", got, want)
+	}
+	if _, err := s.Open("nope", "ann"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("opening a missing conversation: %v", err)
+	}
+}
+
+func TestCommentThreads(t *testing.T) {
+	s, _ := clockStore(t)
+	const num = "+15551230001"
+	m := inboundText(s, num, "+15557654321", "my order is late")
+	if err := s.SaveMessage(m); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Comment(m.ID, "ann", "I'll call them back")
+	if err != nil || first.Thread != m.ID || first.Parent != m.ID {
+		t.Fatalf("comment on the text: %+v, %v", first, err)
+	}
+	reply, err := s.Comment(first.ID, "ben", "thanks")
+	if err != nil || reply.Thread != m.ID || reply.Parent != first.ID {
+		t.Fatalf("reply: %+v, %v", reply, err)
+	}
+	if c, _ := s.ItemConversation(reply.ID); c.Party != "+15557654321" {
+		t.Fatalf("a reply is an item of the same conversation: %+v", c)
+	}
+	for _, bad := range []string{"", "   ", string(make([]byte, MaxComment+1))} {
+		if _, err := s.Comment(m.ID, "ann", bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("comment %q: %v", bad[:min(len(bad), 8)], err)
+		}
+	}
+	if _, err := s.Comment("nope", "ann", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("comment on a missing item: %v", err)
+	}
+	// A comment is not inbound: the conversation stays as it was read.
+	c, _ := s.ItemConversation(m.ID)
+	if c.State != StateUnread || c.LastKind != KindComment || c.LastSummary != "ben: thanks" {
+		t.Fatalf("conversation after comments: %+v", c)
+	}
+}
+
+func TestItemsNewestFirstAcrossConversations(t *testing.T) {
+	s, now := clockStore(t)
+	const num, other = "+15551230001", "+15551230002"
+	var want []string
+	for i := range 30 {
+		*now = now.Add(time.Second)
+		m := inboundText(s, num, fmt.Sprintf("+1555000%04d", i%4), fmt.Sprint(i))
+		if err := s.SaveMessage(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveMessage(inboundText(s, other, "+15550009999", "elsewhere")); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{m.ID}, want...)
+	}
+	items, err := s.Items(num, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range items {
+		got = append(got, ev.Ref)
+	}
+	if !slices.Equal(got, want[:10]) {
+		t.Fatalf("items = %v, want %v", got, want[:10])
+	}
+	convs, _ := s.Conversations([]string{num}, "", 2)
+	if len(convs) != 2 || convs[0].Party != "+15550000001" || convs[1].Party != "+15550000000" {
+		t.Fatalf("newest conversations: %+v", convs)
+	}
+	both, _ := s.Conversations([]string{num, other}, StateUnread, 0)
+	if len(both) != 5 || both[0].Number != other {
+		t.Fatalf("both numbers' unread: %d, first %+v", len(both), both[0])
+	}
+}
