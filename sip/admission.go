@@ -787,12 +787,12 @@ func (s *Server) securityLog(src netip.AddrPort) {
 }
 
 // allow is what the server implements, for Allow headers.
-const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, UPDATE, INFO"
+const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, UPDATE, INFO, MESSAGE"
 
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allow))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp, "+acceptTexts))
 	tx.Respond(res)
 }
 

@@ -72,6 +72,7 @@ type env struct {
 	loc    *location.Store
 	inbox  *inbox.Store
 	saved  chan struct{} // a call record was written
+	texts  chan struct{} // a text's deliveries or status were written
 	srv    *Server
 	clock  *clock
 	log    *logBuffer
@@ -113,7 +114,8 @@ func (e *env) open(configure func(*Server)) {
 		t.Fatal(err)
 	}
 	e.saved = make(chan struct{}, 1)
-	e.srv = New(e.dir, e.loc, notifyLog{e.inbox, e.saved})
+	e.texts = make(chan struct{}, 1)
+	e.srv = New(e.dir, e.loc, notifyLog{e.inbox, e.saved, e.texts})
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
 	if configure != nil {
@@ -151,6 +153,16 @@ func (e *env) restart(configure func(*Server)) {
 type notifyLog struct {
 	*inbox.Store
 	saved chan struct{}
+	texts chan struct{}
+}
+
+func (n notifyLog) UpdateMessage(m *inbox.Message) error {
+	err := n.Store.UpdateMessage(m)
+	select {
+	case n.texts <- struct{}{}:
+	default:
+	}
+	return err
 }
 
 func (n notifyLog) PutCall(c *inbox.Call) error {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,10 @@ type device struct {
 	acks     chan *sip.Request
 	byes     chan *sip.Request
 	notifies chan *sip.Request
+	messages chan *sip.Request
 	ua       *sipgo.UserAgent
+	// textAnswer is the status a MESSAGE gets (0: 200).
+	textAnswer atomic.Int32
 	// answer, when it yields a code, is the final answer to an INVITE
 	// (after 180); closed or nil: ring until cancelled.
 	answer chan int
@@ -41,7 +45,8 @@ type device struct {
 func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*device)) *device {
 	t.Helper()
 	d := &device{t: t, user: user, invites: make(chan *sip.Request, 10), cancels: make(chan *sip.Request, 10),
-		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), notifies: make(chan *sip.Request, 10), answer: make(chan int, 1)}
+		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), notifies: make(chan *sip.Request, 10),
+		messages: make(chan *sip.Request, 10), answer: make(chan int, 1)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -83,6 +88,14 @@ func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*devic
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.notifies <- req
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		d.messages <- req
+		code, reason := 200, "OK"
+		if c := d.textAnswer.Load(); c != 0 {
+			code, reason = int(c), "Nope"
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.byes <- req
@@ -142,6 +155,7 @@ type carrier struct {
 	t      *testing.T
 	addr   netip.AddrPort
 	dialog *sipgo.DialogClientCache
+	client *sipgo.Client
 }
 
 func newCarrier(t *testing.T, e *env) *carrier {
@@ -157,6 +171,7 @@ func newCarrier(t *testing.T, e *env) *carrier {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.client = client
 	c.dialog = sipgo.NewDialogClientCache(client, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: "127.0.0.1", Port: int(c.addr.Port())}})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { c.dialog.ReadBye(req, tx) })
 	t.Cleanup(func() { ua.Close() })

@@ -28,6 +28,10 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 		s.subscribe(req, tx, src, user)
 		return
 	}
+	if req.Method == sip.MESSAGE {
+		s.message(req, tx, user)
+		return
+	}
 	if req.Method == sip.INVITE {
 		if number, ok := s.sharedNumber(req.Recipient); ok {
 			s.inviteNumber(req, tx, src, number)

@@ -70,6 +70,9 @@ type Server struct {
 	// Record bounds voicemail recordings; zero fields take media's
 	// defaults (180 s, 10 s of silence, 10 s without RTP).
 	Record media.RecordOptions
+	// TypingRefresh is how long an isComposing "active" without its own
+	// refresh counts as typing. Default 15 s.
+	TypingRefresh time.Duration
 	// Now is the clock. Default: the location store's.
 	Now func() time.Time
 	// Log receives operator logs. Default: discard.
@@ -90,6 +93,7 @@ type Server struct {
 	client      *sipgo.Client
 	dialogs     *dialogs
 	subs        *subscriptions
+	typing      typingState
 	voicemails  Voicemails
 	vmStore     VoicemailStore // nil: no voicemail, calls end with 480
 	vm          *vmCalls
