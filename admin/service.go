@@ -31,6 +31,11 @@ type Service struct {
 	// OnVoicemailChange, when set, is told the number whose voicemail
 	// changed (heard, deleted) so phones' message lamps follow.
 	OnVoicemailChange func(number string)
+	// SendText, when set (by the running server), sends a member's text
+	// as the shared number through its trunk.
+	SendText func(number, member, to, text string) (inbox.Message, error)
+	// Typing, when set, names who is typing in a conversation now.
+	Typing func(number, party string) []inbox.Typist
 }
 
 // Open opens (creating when needed) the data directory of cfg and takes the
@@ -117,7 +122,7 @@ func toError(err error) *Error {
 	}{
 		{acl.ErrForbidden, "forbidden"}, {acl.ErrPlanLimit, "plan_limit"}, {acl.ErrInvalid, "invalid"},
 		{acl.ErrNotFound, "not_found"}, {acl.ErrExists, "exists"}, {acl.ErrLastOwner, "last_owner"},
-		{ErrBusy, "busy"},
+		{ErrBusy, "busy"}, {ErrNeedsServer, "needs_server"}, {ErrNotDelivered, "not_delivered"},
 	}
 	for _, k := range kinds {
 		if errors.Is(err, k.err) {

@@ -102,3 +102,11 @@ func (s *Store) Message(id string) (Message, error) {
 	})
 	return m, err
 }
+
+// Typist is someone typing in a conversation now (RFC 3994 isComposing);
+// the server keeps these in memory only.
+type Typist struct {
+	Who    string    `json:"who"`    // a member, or the outside party's number
+	Member bool      `json:"member"` // a teammate (else the outside party)
+	Until  time.Time `json:"until"`
+}

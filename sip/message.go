@@ -453,18 +453,11 @@ func parseComposing(body []byte) (composingState, bool) {
 	return st, true
 }
 
-// Typist is someone typing in a conversation now.
-type Typist struct {
-	Who    string    `json:"who"`    // a member, or the outside party's number
-	Member bool      `json:"member"` // a teammate (else the outside party)
-	Until  time.Time `json:"until"`
-}
-
 // typingState is who types in which conversation (number \0 party), until
 // when. It lives in memory only: it expires in seconds.
 type typingState struct {
 	mu sync.Mutex
-	m  map[string][]Typist
+	m  map[string][]inbox.Typist
 }
 
 // DefaultTypingRefresh is how long an isComposing "active" without a
@@ -488,15 +481,17 @@ func (s *Server) typingSet(number, party, who string, st composingState, member 
 	s.typing.mu.Lock()
 	defer s.typing.mu.Unlock()
 	if s.typing.m == nil {
-		s.typing.m = map[string][]Typist{}
+		s.typing.m = map[string][]inbox.Typist{}
 	}
-	list := slices.DeleteFunc(s.typing.m[k], func(t Typist) bool { return t.Who == who || !now.Before(t.Until) })
-	s.typing.m[k] = append(list, Typist{Who: who, Member: member, Until: now.Add(d).UTC()})
+	list := slices.DeleteFunc(s.typing.m[k], func(t inbox.Typist) bool { return t.Who == who || !now.Before(t.Until) })
+	s.typing.m[k] = append(list, inbox.Typist{Who: who, Member: member, Until: now.Add(d).UTC()})
 	// Bound the map: drop conversations whose typists all expired.
 	if len(s.typing.m) > 1024 {
 		for k, l := range s.typing.m {
-			if len(slices.DeleteFunc(l, func(t Typist) bool { return !now.Before(t.Until) })) == 0 {
+			if l = slices.DeleteFunc(l, func(t inbox.Typist) bool { return !now.Before(t.Until) }); len(l) == 0 {
 				delete(s.typing.m, k)
+			} else {
+				s.typing.m[k] = l
 			}
 		}
 	}
@@ -507,7 +502,7 @@ func (s *Server) typingClear(number, party, who string) {
 	s.typing.mu.Lock()
 	defer s.typing.mu.Unlock()
 	if l, ok := s.typing.m[k]; ok {
-		if l = slices.DeleteFunc(l, func(t Typist) bool { return t.Who == who }); len(l) == 0 {
+		if l = slices.DeleteFunc(l, func(t inbox.Typist) bool { return t.Who == who }); len(l) == 0 {
 			delete(s.typing.m, k)
 		} else {
 			s.typing.m[k] = l
@@ -516,11 +511,11 @@ func (s *Server) typingClear(number, party, who string) {
 }
 
 // Typing names who is typing in the conversation of number with party now.
-func (s *Server) Typing(number, party string) []Typist {
+func (s *Server) Typing(number, party string) []inbox.Typist {
 	now := s.Now()
 	s.typing.mu.Lock()
 	defer s.typing.mu.Unlock()
-	out := []Typist{}
+	out := []inbox.Typist{}
 	for _, t := range s.typing.m[number+"\x00"+party] {
 		if now.Before(t.Until) {
 			out = append(out, t)

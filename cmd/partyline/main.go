@@ -85,7 +85,7 @@ effect at once; without one they open the data directory themselves.`,
 	pf.StringVar(&g.data, "data", dataDefault, "data directory (env "+envDataDir+")")
 	pf.StringVar(&g.as, "as", "", "act as this user, with their rights (default: the local operator, who may do everything)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g), newVoicemailCmd(g), newContactCmd(g))
+	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g), newVoicemailCmd(g), newContactCmd(g), newInboxCmd(g), newMessageCmd(g))
 	return root
 }
 

@@ -74,6 +74,8 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.RTPPorts = rtpPorts
 			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
+			svc.SendText = sipSrv.SendText
+			svc.Typing = sipSrv.Typing
 			if err := sipSrv.Start(); err != nil {
 				ln.Close()
 				return failure{err}
