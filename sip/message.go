@@ -575,6 +575,7 @@ func (s *Server) SendText(number, member, dest, text string) (inbox.Message, err
 	if err := texts.SaveMessage(m); err != nil {
 		return inbox.Message{}, err
 	}
+	s.typingClear(number, dest, member)
 	s.settleOut(texts, m, s.sendFinal(fwd))
 	return *m, nil
 }

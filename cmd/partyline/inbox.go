@@ -101,7 +101,11 @@ func showConversation(w io.Writer, d admin.ConversationDetail) {
 		fmt.Fprintf(w, "opened by    %s at %s\n", o.User, o.At.Local().Format("2006-01-02 15:04:05"))
 	}
 	for _, t := range d.Typing {
-		fmt.Fprintf(w, "typing now   %s\n", t.Who)
+		who := t.Who + " (teammate)"
+		if !t.Member {
+			who = t.Who + " (them)"
+		}
+		fmt.Fprintf(w, "typing now   %s\n", who)
 	}
 	fmt.Fprintln(w)
 	rows := [][]string{}
