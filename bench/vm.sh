@@ -37,6 +37,8 @@
 # Needs: go, sipp (Debian package sip-tester, which also ships the pcap),
 #   jq, bc; root (SIPp replays the pcap through a raw socket).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 CALLS=${CALLS:-500}
 RATE=${RATE:-250}
@@ -59,13 +61,13 @@ rtp_low=${RTP_PORTS%-*} rtp_high=${RTP_PORTS#*-}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/partyline-vm.XXXXXX)
-server="" sampler=""
+sampler=""
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
-	if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+	lib_stop_server
 	if [ "${KEEP:-}" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -229,22 +231,16 @@ func main() {
 	}
 }
 EOF
-(cd "$work/vmcheck" && GOWORK=off GOFLAGS= go build -o "$work/vmcheck-bin" .)
+(cd "$work/vmcheck" && GOWORK=off GOFLAGS='' go build -o "$work/vmcheck-bin" .)
 
 # Ports: loopback ports nobody uses now, for the callers (SIP) and their
 # media (-mp, even; SIPp also takes the next ones).
-ss -Htuan | awk '{n = split($5, a, ":"); print a[n]}' | sort -u >"$work/ports-in-use"
+lib_ports_snapshot
 next_port=22000
-free_port() {
-	while grep -qx "$next_port" "$work/ports-in-use" || grep -qx "$((next_port + 1))" "$work/ports-in-use" ||
-		grep -qx "$((next_port + 2))" "$work/ports-in-use"; do next_port=$((next_port + 4)); done
-	port=$next_port
-	next_port=$((next_port + 4))
-}
 caller_ports=() media_ports=()
 for _ in $(seq "$GENERATORS"); do
-	free_port; caller_ports+=("$port")
-	free_port; media_ports+=("$port")
+	lib_free_port 4; caller_ports+=("$port")
+	lib_free_port 4; media_ports+=("$port")
 done
 
 # Workspace: the number, one member without a phone, a trunk trusting the
@@ -267,23 +263,11 @@ if [ "$GREETING" = short ]; then
 	greeting_s=0.2
 fi
 
-"$bin" --data "$data" serve --sip 127.0.0.1:0 --rtp-ports "$RTP_PORTS" 2>"$work/server.log" &
-server=$!
-# The server logs its ready line within a second; a bounded wait for it.
-for _ in $(seq 100); do
-	grep -q 'msg="partyline ready"' "$work/server.log" && break
-	kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-	sleep 0.1
-done
-sip=$(grep -o 'sip=[^ ]*' "$work/server.log" | head -1 | cut -d= -f2)
-[ -n "$sip" ] || { echo "vm.sh: server not ready" >&2; cat "$work/server.log" >&2; exit 1; }
-sport=${sip##*:}
+lib_start_partyline "$bin" "$data" --rtp-ports "$RTP_PORTS"
 
-ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# This shell's waited-for children: the SIPps.
-sipp_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }
-load=$(cut -d" " -f1-3 /proc/loadavg)
+ticks=$TICKS
+cpu_ticks() { server_ticks; }
+load=$(lib_load)
 hexport() { printf '%04X' "$1"; }
 rtp_lo=$(hexport "$rtp_low") rtp_hi=$(hexport "$rtp_high") sip_hex=$(hexport "$sport")
 
@@ -307,7 +291,7 @@ sampler=$!
 
 per=$((CALLS / GENERATORS))
 per_rate=$((RATE / GENERATORS))
-[ "$per" -ge 1 ] && [ "$per_rate" -ge 1 ] || { echo "vm.sh: CALLS and RATE must be at least GENERATORS" >&2; exit 1; }
+{ [ "$per" -ge 1 ] && [ "$per_rate" -ge 1 ]; } || { echo "vm.sh: CALLS and RATE must be at least GENERATORS" >&2; exit 1; }
 total=$((per * GENERATORS))
 limit=$((40 + per / per_rate))
 common=(-i 127.0.0.1 -mi 127.0.0.1 -t u1 -nostdin -trace_err)
@@ -341,22 +325,17 @@ c1=$(cpu_ticks "$server")
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 sampler=""
-peak=$(awk '/VmHWM/{printf "%d", $2 / 1024}' "/proc/$server/status")
+peak=$(server_peak_mib)
 
-sipp_count() { awk -F'|' -v k="$2" '$0 ~ k {gsub(/ /,"",$3); print $3}' "$1" | tail -1; }
-ok=0 failed=0
-for g in $(seq "$GENERATORS"); do
-	o=$(sipp_count "$work/caller$g/stdout" "Successful call")
-	f=$(sipp_count "$work/caller$g/stdout" "Failed call")
-	ok=$((ok + ${o:-0})) failed=$((failed + ${f:-0}))
-done
+sipp_totals "$work"/caller*/
+ok=$t_ok failed=$t_failed
 logged=$(grep -c 'msg=voicemail ' "$work/server.log" || true)
 hangups=$(grep 'msg=voicemail ' "$work/server.log" | grep -cE 'reason=hangup .*message=true' || true)
 "$bin" --data "$data" -o json voicemail list --number "$NUMBER" >"$work/voicemail.json"
 stored=$(jq length "$work/voicemail.json")
 
 echo "load average at start: $load"
-echo "partyline voicemail at once: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(go version | cut -d' ' -f3)"
+echo "partyline voicemail at once: $(lib_machine), $(go version | cut -d' ' -f3)"
 echo "server $sip, RTP $RTP_PORTS; $GENERATORS caller SIPps from 127.0.0.1:${caller_ports[*]} (trusted trunk), media from :${media_ports[*]}"
 echo "$total calls at $RATE calls/s; greeting $greeting_s s + beep 0.3 s; the pcap plays $PREPLAY ms after the ACK; exit codes:$codes"
 echo "calls: $ok completed, $failed failed; voicemail lines logged: $logged ($hangups messages ended by the caller's BYE); stored: $stored"
@@ -403,6 +382,7 @@ read -r expected lost < <(awk '/frames expected/ {print $7, $12}' "$work/check.o
 if [ "$failed" -eq 0 ] && [ "$ok" -eq "$total" ] && [ "$stored" -eq "$total" ] && [ "${expected:-0}" -gt 0 ] &&
 	[ $((lost * 1000)) -lt "$expected" ]; then
 	echo "result: $total recordings at once, ${lost} of ${expected} frames lost: under 0.1 %"
+	echo "result: bench=vm target=partyline calls=$total stored=$stored frames_lost=$lost frames=$expected peak_mib=$peak load_at_start=${load// /,}"
 else
 	echo "result: NOT MET ($ok of $total calls completed, $stored stored, ${lost:-?} of ${expected:-?} frames lost)"
 	exit 1
