@@ -55,16 +55,14 @@ func (s *Server) message(req *sip.Request, tx sip.ServerTransaction, user string
 		s.respond(tx, req, 404, "Not Found")
 		return
 	}
-	callee := req.Recipient.User
-	if _, ok := s.dir.Snapshot().User(callee); ok {
+	switch callee, dest := s.otherTarget(req.Recipient); {
+	case callee != "":
 		s.messageUser(req, tx, callee)
-		return
-	}
-	if dest, err := acl.NormalizeE164(callee); err == nil {
+	case dest != "":
 		s.messageOut(req, tx, user, dest, ctype, body)
-		return
+	default:
+		s.respond(tx, req, 404, "Not Found")
 	}
-	s.respond(tx, req, 404, "Not Found")
 }
 
 // textBody checks a MESSAGE's body: text/* in UTF-8 or an isComposing

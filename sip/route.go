@@ -42,19 +42,29 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 			s.respond(tx, req, 404, "Not Found")
 			return
 		}
-		callee := req.Recipient.User
-		if _, ok := s.dir.Snapshot().User(callee); ok {
+		switch callee, dest := s.otherTarget(req.Recipient); {
+		case callee != "":
 			s.inviteUser(req, tx, src, user, callee)
-			return
-		}
-		if dest, err := acl.NormalizeE164(callee); err == nil {
+		case dest != "":
 			s.inviteOut(req, tx, src, user, dest)
-			return
+		default:
+			s.respond(tx, req, 404, "Not Found")
 		}
-		s.respond(tx, req, 404, "Not Found")
 		return
 	}
 	s.respond(tx, req, 501, "Not Implemented")
+}
+
+// otherTarget is what a Request-URI that names no shared number reaches:
+// one of our users, or an outside number (E.164); neither when both empty.
+func (s *Server) otherTarget(u sip.Uri) (user, dest string) {
+	if _, ok := s.dir.Snapshot().User(u.User); ok {
+		return u.User, ""
+	}
+	if e, err := acl.NormalizeE164(u.User); err == nil {
+		return "", e
+	}
+	return "", ""
 }
 
 // sharedNumber finds the shared number a Request-URI names: its user part

@@ -218,16 +218,8 @@ func (p *forkPeer) report() string {
 // received, from its -trace_msg log.
 func (p *forkPeer) received(t *testing.T, status int) int {
 	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join(p.dir, "*_messages.log"))
-	if len(logs) != 1 {
-		t.Fatalf("%s: want one SIPp message log, found %v", p.name, logs)
-	}
-	data, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, entry := range strings.Split(string(data), "\n-----") {
+	for _, entry := range strings.Split(p.trace(t), "\n-----") {
 		// "UDP message received [791] bytes :" then the message; an
 		// "Unexpected ... message received:" entry repeats one.
 		if strings.Contains(entry, " message received [") && strings.Contains(entry, fmt.Sprintf("\nSIP/2.0 %d ", status)) {
