@@ -41,9 +41,15 @@ peers:
 		echo "the interop tests need sipp, sipsak and baresip: sudo apt-get install $(PEERS)"; \
 	fi
 
-## bench: Go benchmarks (load scripts live in bench/)
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+## bench: Go benchmarks, then the load scripts (SIPp on loopback against binaries built from this
+## tree): voicemail (bench/vm.sh, root), then registrations and forked calls, partyline and
+## Kamailio side by side (bench/kamailio/run.sh, installs Kamailio when missing). About 15-20
+## minutes; each heavy run takes $(BENCH_LOCK) so it never overlaps another. Not part of "make test".
+BENCH_LOCK ?= /tmp/partyline-bench.lock
+bench: build
+	flock $(BENCH_LOCK) $(GO) test -run '^$$' -bench . -benchmem -timeout 10m ./...
+	flock $(BENCH_LOCK) bench/vm.sh
+	LOCK=$(BENCH_LOCK) bench/kamailio/run.sh
 
 clean:
 	rm -rf bin
