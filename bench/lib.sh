@@ -180,7 +180,8 @@ lib_rtd() {
 	grep -q 'rtd="true"' "$2" || { echo "lib_rtd: no 200 to mark in $1" >&2; return 1; }
 }
 RTT_FLAGS=(-trace_rtt -rtt_freq 1)
-# rtt_stats DIR...: sets r_n, r_p50, r_p99 (ms) from DIR/*_rtt.csv.
+# rtt_stats DIR...: sets r_n, r_p50, r_p99 (ms, rounded to whole ms: SIPp
+# writes whole ms, and a fraction now and then) from DIR/*_rtt.csv.
 rtt_stats() {
 	local d
 	read -r r_n r_p50 r_p99 < <(for d in "$@"; do tail -q -n +2 "$d"/*_rtt.csv 2>/dev/null; done |
@@ -188,7 +189,7 @@ rtt_stats() {
 			END { if (NR == 0) { print 0, "-", "-"; exit }
 				i50 = int(0.50 * NR); if (i50 < 0.50 * NR) i50++
 				i99 = int(0.99 * NR); if (i99 < 0.99 * NR) i99++
-				print NR, v[i50], v[i99] }')
+				printf "%d %d %d\n", NR, v[i50] + 0.5, v[i99] + 0.5 }')
 }
 
 # --- The ramp -------------------------------------------------------------------
