@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,6 +28,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var listen []string
 	var rtpPorts string
 	var unsolicitedMWI bool
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
@@ -36,6 +41,13 @@ func newServeCmd(g *globals) *cobra.Command {
 				// at 5x the live heap instead of 2x takes a GC cost that
 				// held registrations back (bench/reg.sh) for a few MiB.
 				debug.SetGCPercent(400)
+			}
+			if pprofAddr != "" {
+				stopProfiler, err := serveProfiler(pprofAddr, log)
+				if err != nil {
+					return failure{err}
+				}
+				defer stopProfiler()
 			}
 			cfg := g.config()
 			cfg.Realm = realm
@@ -104,6 +116,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringArrayVar(&listen, "sip", nil, "address to serve SIP on, UDP and TCP (repeatable; default 0.0.0.0:5060)")
 	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
 	cmd.Flags().BoolVar(&unsolicitedMWI, "mwi-unsolicited", true, "send message-waiting NOTIFYs to registered phones that did not subscribe")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", os.Getenv("PARTYLINE_PPROF"), "serve Go's profiler (net/http/pprof) on this loopback HOST:PORT, e.g. 127.0.0.1:6060 (env PARTYLINE_PPROF)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }
@@ -118,4 +131,27 @@ Call the shared number the way the carrier would, from the trusted trunk address
 Manage the workspace while the server runs, e.g.:
   partyline number show %s
 `, alice.Password, d.Realm, alice.Password, d.Number[1:], d.Number)
+}
+
+// serveProfiler serves net/http/pprof on addr, which must be a loopback
+// address: profiles show call ids and numbers in memory.
+func serveProfiler(addr string, log *slog.Logger) (func(), error) {
+	host, _, err := net.SplitHostPort(addr)
+	ip, perr := netip.ParseAddr(host)
+	if err != nil || perr != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("--pprof %q: give a loopback HOST:PORT such as 127.0.0.1:6060", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	log.Info("profiler serving", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
