@@ -100,10 +100,14 @@ func (s *Store) convBuckets(tx *bolt.Tx) error {
 }
 
 // Party is how a conversation names the outside party: E.164 when the
-// address is a phone number, else the address's user part as it came.
+// address is a phone number, else the address's user part as it came
+// ("anonymous" when there is none: withheld caller IDs share one).
 func Party(raw string) string {
 	if e, err := acl.NormalizeE164(raw); err == nil {
 		return e
+	}
+	if raw = strings.TrimSpace(raw); raw == "" {
+		return "anonymous"
 	}
 	return raw
 }

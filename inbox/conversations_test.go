@@ -224,3 +224,11 @@ func TestItemsNewestFirstAcrossConversations(t *testing.T) {
 		t.Fatalf("both numbers' unread: %d, first %+v", len(both), both[0])
 	}
 }
+
+func TestParty(t *testing.T) {
+	for in, want := range map[string]string{"+1 (555) 765-4321": "+15557654321", "15557654321": "+15557654321", "": "anonymous", "  ": "anonymous", "alice": "alice"} {
+		if got := Party(in); got != want {
+			t.Errorf("Party(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
