@@ -97,21 +97,85 @@ func Open(db *bolt.DB, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
+	s := &Store{db: db, now: now}
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketCalls, bucketCallsNumber} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if err := (&Store{}).convBuckets(tx); err != nil {
+		// A workspace from before conversations existed: its calls and
+		// voicemail join their conversations once, in the same transaction.
+		backfill := tx.Bucket(bucketConv) == nil
+		if err := s.convBuckets(tx); err != nil {
 			return err
 		}
-		return (&Store{}).vmBuckets(tx)
+		if err := s.vmBuckets(tx); err != nil {
+			return err
+		}
+		if backfill {
+			return s.backfill(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, now: now}, nil
+	return s, nil
+}
+
+// backfill adds every stored call and voicemail to its conversation, in
+// the order they happened, with event ids made from their own times (so
+// they sort before anything that comes later).
+func (s *Store) backfill(tx *bolt.Tx) error {
+	type item struct {
+		at     time.Time
+		number string
+		party  string
+		ev     Event
+	}
+	var items []item
+	err := tx.Bucket(bucketCalls).ForEach(func(k, v []byte) error {
+		var c Call
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("call %s: %w", k, err)
+		}
+		if c.Number != "" {
+			items = append(items, item{c.StartedAt, c.Number, Party(c.Remote), callEvent("", &c)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bucketVoicemail).ForEach(func(k, v []byte) error {
+		var m Voicemail
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("voicemail %s: %w", k, err)
+		}
+		items = append(items, item{m.ReceivedAt, m.Number, Party(m.From), voicemailEvent("", &m)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].at.Before(items[j].at) })
+	for i, it := range items {
+		it.ev.ID = idAt(it.at, uint64(i))
+		if _, err := s.appendItem(tx, it.number, it.party, idAt(it.at, uint64(i)+1<<32), &it.ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idAt is a time-ordered id for an item of time t (seq keeps ids of the
+// same instant apart).
+func idAt(t time.Time, seq uint64) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
+	binary.BigEndian.PutUint64(b[8:], seq)
+	return hex.EncodeToString(b[:])
 }
 
 // NewID returns a time-ordered id: hex of 8 bytes nanoseconds + 8 bytes

@@ -232,3 +232,67 @@ func TestParty(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillOldWorkspace: a data file written before conversations
+// existed gets its calls and voicemail into conversations, in time order,
+// once.
+func TestBackfillOldWorkspace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	s, _ := Open(db, func() time.Time { return t0 })
+	const num = "+15551230001"
+	first := &Call{ID: s.NewID(), Number: num, Direction: "inbound", Remote: "+15557654321", StartedAt: t0, Disposition: Missed}
+	second := &Call{ID: s.NewID(), Number: num, Direction: "inbound", Remote: "+15557654321", StartedAt: t0.Add(time.Hour), Disposition: WentToVoicemail}
+	vm := &Voicemail{ID: s.NewID(), Number: num, From: "15557654321", ReceivedAt: t0.Add(time.Hour + time.Minute), DurationS: 4}
+	other := &Call{ID: s.NewID(), Number: num, Direction: "outbound", Remote: "+15550001111", Member: "ann", StartedAt: t0.Add(30 * time.Minute), Disposition: Answered}
+	for _, c := range []*Call{second, first, other} {
+		if err := s.PutCall(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveVoicemail(vm, make([]byte, 1600), nil); err != nil {
+		t.Fatal(err)
+	}
+	// As the file was before conversations: their buckets gone.
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketConv, bucketConvParty, bucketConvNumber, bucketConvState, bucketConvRead, bucketEvents, bucketEventNumber, bucketItems} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second Open must not add anything
+		if s, err = Open(db, time.Now); err != nil {
+			t.Fatal(err)
+		}
+		convs, err := s.Conversations([]string{num}, "", 0)
+		if err != nil || len(convs) != 2 || convs[0].Party != "+15557654321" || convs[0].Items != 3 || convs[1].Items != 1 {
+			t.Fatalf("round %d: conversations %+v, %v", round, convs, err)
+		}
+		tl, _ := s.Timeline(convs[0].ID, 0)
+		var refs []string
+		for _, ev := range tl {
+			refs = append(refs, ev.Ref)
+		}
+		if !slices.Equal(refs, []string{first.ID, second.ID, vm.ID}) {
+			t.Fatalf("round %d: timeline %v, want the first call, the second, the voicemail", round, refs)
+		}
+	}
+	// New items come after the backfilled ones.
+	if err := s.SaveMessage(inboundText(s, num, "+15557654321", "hello?")); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := s.Items(num, 1)
+	if items[0].Kind != KindMessage {
+		t.Fatalf("newest item: %+v", items[0])
+	}
+	db.Close()
+}

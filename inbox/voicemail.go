@@ -68,8 +68,7 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 			return err
 		}
 	}
-	vmEv, conv := Event{ID: s.NewID(), Kind: KindVoicemail, At: v.ReceivedAt.UTC(), Inbound: true, Ref: v.ID,
-		Text: fmt.Sprintf("voicemail, %.0f s", v.DurationS)}, s.NewID()
+	vmEv, conv := voicemailEvent(s.NewID(), v), s.NewID()
 	var callEv Event
 	if call != nil {
 		callEv = callEvent(s.NewID(), call)
@@ -94,6 +93,12 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 		}
 		return nil
 	})
+}
+
+// voicemailEvent is a message's entry in its conversation's timeline.
+func voicemailEvent(id string, v *Voicemail) Event {
+	return Event{ID: id, Kind: KindVoicemail, At: v.ReceivedAt.UTC(), Inbound: true, Ref: v.ID,
+		Text: fmt.Sprintf("voicemail, %.0f s", v.DurationS)}
 }
 
 // Voicemail returns one message's metadata.
