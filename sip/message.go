@@ -42,24 +42,17 @@ func (s *Server) message(req *sip.Request, tx sip.ServerTransaction, user string
 	if !ok {
 		return
 	}
-	if number, ok := s.sharedNumber(req.Recipient); ok {
-		if user != "" {
-			// Texts reach a number from its carrier; members text out.
-			s.respond(tx, req, 403, "Forbidden")
-			return
-		}
-		s.messageIn(req, tx, number, ctype, body)
-		return
-	}
-	if user == "" {
+	switch t := s.targetOf(req.Recipient); {
+	case t.number != "" && user != "":
+		s.respond(tx, req, 403, "Forbidden") // texts reach a number from its carrier; members text out
+	case t.number != "":
+		s.messageIn(req, tx, t.number, ctype, body)
+	case user == "":
 		s.respond(tx, req, 404, "Not Found")
-		return
-	}
-	switch callee, dest := s.otherTarget(req.Recipient); {
-	case callee != "":
-		s.messageUser(req, tx, callee)
-	case dest != "":
-		s.messageOut(req, tx, user, dest, ctype, body)
+	case t.user != "":
+		s.messageUser(req, tx, t.user)
+	case t.dest != "":
+		s.messageOut(req, tx, user, t.dest, ctype, body)
 	default:
 		s.respond(tx, req, 404, "Not Found")
 	}

@@ -33,20 +33,15 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 		return
 	}
 	if req.Method == sip.INVITE {
-		if number, ok := s.sharedNumber(req.Recipient); ok {
-			s.inviteNumber(req, tx, src, number)
-			return
-		}
-		if user == "" {
-			// A trunk reaches our numbers only.
-			s.respond(tx, req, 404, "Not Found")
-			return
-		}
-		switch callee, dest := s.otherTarget(req.Recipient); {
-		case callee != "":
-			s.inviteUser(req, tx, src, user, callee)
-		case dest != "":
-			s.inviteOut(req, tx, src, user, dest)
+		switch t := s.targetOf(req.Recipient); {
+		case t.number != "":
+			s.inviteNumber(req, tx, src, t.number)
+		case user == "":
+			s.respond(tx, req, 404, "Not Found") // a trunk reaches our numbers only
+		case t.user != "":
+			s.inviteUser(req, tx, src, user, t.user)
+		case t.dest != "":
+			s.inviteOut(req, tx, src, user, t.dest)
 		default:
 			s.respond(tx, req, 404, "Not Found")
 		}
@@ -55,16 +50,22 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 	s.respond(tx, req, 501, "Not Implemented")
 }
 
-// otherTarget is what a Request-URI that names no shared number reaches:
-// one of our users, or an outside number (E.164); neither when both empty.
-func (s *Server) otherTarget(u sip.Uri) (user, dest string) {
+// target is where a Request-URI outside a dialog leads: one of our shared
+// numbers, one of our users, or an outside number (E.164); all empty when
+// none of them.
+type target struct{ number, user, dest string }
+
+func (s *Server) targetOf(u sip.Uri) target {
+	if number, ok := s.sharedNumber(u); ok {
+		return target{number: number}
+	}
 	if _, ok := s.dir.Snapshot().User(u.User); ok {
-		return u.User, ""
+		return target{user: u.User}
 	}
 	if e, err := acl.NormalizeE164(u.User); err == nil {
-		return "", e
+		return target{dest: e}
 	}
-	return "", ""
+	return target{}
 }
 
 // sharedNumber finds the shared number a Request-URI names: its user part
