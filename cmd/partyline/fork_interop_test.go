@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,45 +43,6 @@ const (
 	forkLimit = 45 * time.Second
 )
 
-// requirePeer returns the path of an external client the test drives. When
-// it is missing the test is skipped, except in CI, where a skip would hide
-// that the interop tests never ran.
-func requirePeer(t *testing.T, bin string) string {
-	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not installed (apt-get install sip-tester baresip-core)", bin)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// forkFreePort returns a loopback port free on UDP and TCP. SIPp and
-// baresip take a port number, not a socket, so another process could take
-// it in between; on loopback in a test run that is acceptable.
-func forkFreePort(t *testing.T) int {
-	t.Helper()
-	for try := 0; try < 20; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free loopback port")
-	return 0
-}
-
 func forkPassword(user string) string { return "pw-" + user + "-fork" }
 
 // forkLab is a running server with the shared number, its members and a
@@ -99,7 +59,7 @@ type forkLab struct {
 // commands, the server not yet running), and starts the server.
 func newForkLab(t *testing.T, users []string, setup func(dir string)) *forkLab {
 	t.Helper()
-	lab := &forkLab{dir: t.TempDir(), trunkPort: forkFreePort(t)}
+	lab := &forkLab{dir: t.TempDir(), trunkPort: freePort(t)}
 	ok(t, lab.dir, "number", "add", forkNumber)
 	if len(users) > 10 {
 		ok(t, lab.dir, "plan", "set", "business")
@@ -254,7 +214,7 @@ type forkDevice struct {
 func (lab *forkLab) device(t *testing.T, user, scenario, transport string, calls int, pause time.Duration) *forkDevice {
 	t.Helper()
 	bin := requirePeer(t, "sipp")
-	d := &forkDevice{user: user, port: forkFreePort(t), calls: calls}
+	d := &forkDevice{user: user, port: freePort(t), calls: calls}
 	inf := filepath.Join(t.TempDir(), "users.csv")
 	var csv strings.Builder
 	csv.WriteString("SEQUENTIAL\n")
@@ -655,25 +615,10 @@ func TestForkBaresipAnswers(t *testing.T) {
 	// ben joined first, so his INVITE goes out before baresip's, which
 	// answers at once (see TestForkBenchScenarios on that order).
 	lab := newForkLab(t, []string{"ben", "ann"}, nil)
-	cfg := t.TempDir()
-	wav := filepath.Join(cfg, "tone.wav")
+	wav := filepath.Join(t.TempDir(), "tone.wav")
 	forkWAV(t, wav, 30)
-	rtp := forkFreePort(t) &^ 1 // RTP even, RTCP the next port
-	files := map[string]string{
-		"config": fmt.Sprintf("sip_listen 127.0.0.1:%d\nnet_interface 127.0.0.1\n"+
-			"module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n"+
-			"audio_source aufile,%s\naudio_player aufile,%s\naudio_srate 8000\naudio_channels 1\n"+
-			"rtp_ports %d-%d\nmodule_app account.so\nmodule_app menu.so\n",
-			forkFreePort(t), wav, filepath.Join(cfg, "heard.wav"), rtp, rtp+3),
-		"accounts": fmt.Sprintf("<sip:ann@127.0.0.1>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d\";regint=600;"+
-			"answermode=auto;audio_codecs=PCMU,PCMA\n", forkPassword("ann"), lab.port),
-		"contacts": "",
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(cfg, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg := baresip{user: "ann", password: forkPassword("ann"), outbound: fmt.Sprintf("sip:127.0.0.1:%d", lab.port),
+		audio: wav, autoAnswer: true}.config(t)
 	// -t bounds baresip's life; cleanup kills it by PID sooner.
 	phone := startForkPeer(t, "baresip", bin, "-f", cfg, "-t", "40")
 	l := phone.await(t, 15*time.Second, "200 OK", "Register:")
@@ -718,7 +663,7 @@ func TestForkBenchScenarios(t *testing.T) {
 	lab := newForkLab(t, []string{"ben", "cat", "ann"}, nil)
 	devs := map[string]*forkDevice{}
 	for _, u := range []string{"ann", "ben", "cat"} {
-		d := &forkDevice{user: u, port: forkFreePort(t), calls: 2}
+		d := &forkDevice{user: u, port: freePort(t), calls: 2}
 		inf := filepath.Join(t.TempDir(), "user.csv")
 		if err := os.WriteFile(inf, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s\n", u, forkPassword(u))), 0o600); err != nil {
 			t.Fatal(err)

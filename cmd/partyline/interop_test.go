@@ -27,23 +27,6 @@ import (
 	"github.com/partyline/partyline/admin"
 )
 
-// needPeer returns the path of an external client the test drives. When it
-// is missing the test is skipped, except in CI, where a skip would hide
-// that the interop tests never ran.
-func needPeer(t *testing.T, bin string) string {
-	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not installed (make peers, or apt-get install sip-tester sipsak baresip-core)", bin)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // sipServer starts "partyline serve" on a fresh data directory with the
 // given users (name, password) and returns the directory, the server and
 // its SIP port (UDP and TCP).
@@ -133,7 +116,7 @@ func runPeer(t *testing.T, dir string, limit time.Duration, bin string, args ...
 // csv is the injection file's content. Extra arguments go last.
 func sipp(t *testing.T, port int, scenario, transport, csv string, calls int, extra ...string) result {
 	t.Helper()
-	bin := needPeer(t, "sipp")
+	bin := requirePeer(t, "sipp")
 	sf, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +170,7 @@ var transports = []struct{ name, sipp string }{{"udp", "u1"}, {"tcp", "t1"}}
 func TestInteropSIPpRegister(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			needPeer(t, "sipp")
+			requirePeer(t, "sipp")
 			dir, srv, port := sipServer(t, [2]string{"alice", "alice-pass-1"}, [2]string{"bob", "bob-pass-22"})
 			users := "SEQUENTIAL\nalice;alice-pass-1\nbob;bob-pass-22\n"
 			if r := sipp(t, port, "register.xml", tr.sipp, users, 20); r.code != 0 {
@@ -234,7 +217,7 @@ func TestInteropSIPpRegister(t *testing.T) {
 func TestInteropSIPpWrongPassword(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			needPeer(t, "sipp")
+			requirePeer(t, "sipp")
 			dir, srv, port := sipServer(t, [2]string{"alice", "alice-pass-1"})
 			wrong := "SEQUENTIAL\nalice;alice-pass-2\n"
 			if r := sipp(t, port, "register_wrong.xml", tr.sipp, wrong, 5); r.code != 0 {
@@ -266,7 +249,7 @@ func TestInteropSIPpWrongPassword(t *testing.T) {
 // TestInteropSipsak: sipsak registers with digest over UDP and TCP, fails
 // with a wrong password, and gets 200 to OPTIONS.
 func TestInteropSipsak(t *testing.T) {
-	bin := needPeer(t, "sipsak")
+	bin := requirePeer(t, "sipsak")
 	dir, _, port := sipServer(t, [2]string{"alice", "alice-pass-1"}, [2]string{"bob", "bob-pass-22"})
 	work := t.TempDir()
 	register := func(user, password, transport string) (result, string) {
@@ -380,25 +363,14 @@ func (p *peerProcess) output() string {
 func TestInteropBaresip(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			bin := needPeer(t, "baresip")
+			bin := requirePeer(t, "baresip")
 			dir, _, port := sipServer(t, [2]string{"alice", "alice-pass-1"})
-			cfg := t.TempDir()
 			outbound := fmt.Sprintf("sip:127.0.0.1:%d", port)
 			if tr == "tcp" {
 				outbound += ";transport=tcp"
 			}
 			// Registration only: no audio modules, no user interface.
-			files := map[string]string{
-				"config": fmt.Sprintf("sip_listen 127.0.0.1:%d\nnet_interface 127.0.0.1\n"+
-					"module_path /usr/lib/baresip/modules\nmodule_app account.so\n", freePort(t)),
-				"accounts": fmt.Sprintf("<sip:alice@127.0.0.1>;auth_pass=alice-pass-1;outbound=\"%s\";regint=600\n", outbound),
-				"contacts": "",
-			}
-			for name, text := range files {
-				if err := os.WriteFile(filepath.Join(cfg, name), []byte(text), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cfg := baresip{user: "alice", password: "alice-pass-1", outbound: outbound}.config(t)
 			p := startPeer(t, cfg, bin, "-f", cfg)
 
 			// Wait for the binding. Registration is an effect inside two

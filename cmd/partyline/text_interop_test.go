@@ -92,7 +92,7 @@ func TestInteropTexting(t *testing.T) {
 		ok(t, dir, "user", "add", "nim", "--password", forkPassword("nim"))
 	})
 	// The devices register, then serve on the same ports.
-	devs := map[string]int{"ann": forkFreePort(t), "ben": forkFreePort(t)}
+	devs := map[string]int{"ann": freePort(t), "ben": freePort(t)}
 	for user, port := range devs {
 		if p := lab.sippOnce(t, user+" registers", "fork_register.xml", port, user+";"+forkPassword(user)); p.code != 0 {
 			t.Fatalf("%s did not register:\n%s", user, p.report())
@@ -124,12 +124,12 @@ func TestInteropTexting(t *testing.T) {
 	// her isComposing), each as the shared number.
 	trunk := startForkPeer(t, "carrier takes texts", bin, lab.sippArgs("text_trunk_uas.xml", lab.trunkPort, "u1", 2, 10, 0)...)
 	dest := "+15550001111"
-	nim := lab.sippOnce(t, "nim texts", "text_member_send.xml", forkFreePort(t), "nim;"+forkPassword("nim")+";"+dest)
+	nim := lab.sippOnce(t, "nim texts", "text_member_send.xml", freePort(t), "nim;"+forkPassword("nim")+";"+dest)
 	if nim.code != 0 || nim.received(t, 403) != 1 {
 		t.Fatalf("a non-member's text: exit %d, want one 403:\n%s", nim.code, nim.report())
 	}
-	ann := lab.sippOnce(t, "ann texts", "text_member_send.xml", forkFreePort(t), "ann;"+forkPassword("ann")+";"+dest)
-	typing := lab.sippOnce(t, "ann types", "text_member_composing.xml", forkFreePort(t), "ann;"+forkPassword("ann")+";"+dest)
+	ann := lab.sippOnce(t, "ann texts", "text_member_send.xml", freePort(t), "ann;"+forkPassword("ann")+";"+dest)
+	typing := lab.sippOnce(t, "ann types", "text_member_composing.xml", freePort(t), "ann;"+forkPassword("ann")+";"+dest)
 	expectExit0(t, ann, typing, trunk, benDev)
 	for _, p := range []*forkPeer{ann, typing} {
 		if p.received(t, 200) != 1 {

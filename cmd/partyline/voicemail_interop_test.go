@@ -70,18 +70,6 @@ func newVMLab(t *testing.T, users []string, setup func(dir string)) *forkLab {
 	})
 }
 
-// vmFreeEvenPort is a free loopback port with an even number, for RTP.
-func vmFreeEvenPort(t *testing.T) int {
-	t.Helper()
-	for try := 0; try < 50; try++ {
-		if p := forkFreePort(t); p%2 == 0 && p < 65534 {
-			return p
-		}
-	}
-	t.Fatal("no free even loopback port")
-	return 0
-}
-
 // vmSipp starts one SIPp call of scenario from port, with its own Call-ID
 // and media port; extra adds arguments (-d, -key, -inf).
 func (lab *forkLab) vmSipp(t *testing.T, name, scenario string, port int, extra ...string) *forkPeer {
@@ -89,7 +77,7 @@ func (lab *forkLab) vmSipp(t *testing.T, name, scenario string, port int, extra 
 	bin := requirePeer(t, "sipp")
 	sf, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
 	args := []string{"-sf", sf, fmt.Sprintf("127.0.0.1:%d", lab.port),
-		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(vmFreeEvenPort(t)),
+		"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(port), "-mp", strconv.Itoa(freeEvenPort(t)),
 		"-t", "u1", "-m", "1", "-l", "1", "-cid_str", "vm-" + name + "-%u-%p@partyline.test",
 		"-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"}
 	return startForkPeer(t, name+" ("+scenario+")", bin, append(args, extra...)...)
@@ -467,7 +455,7 @@ func TestVoicemailInterop(t *testing.T) {
 		if err := os.WriteFile(inf, []byte("SEQUENTIAL\nalice;"+forkPassword("alice")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		phone := lab.vmSipp(t, "mwi", "vm_subscriber.xml", forkFreePort(t), "-inf", inf)
+		phone := lab.vmSipp(t, "mwi", "vm_subscriber.xml", freePort(t), "-inf", inf)
 		phone.await(t, 10*time.Second, "vm-mwi-subscribed")
 
 		// The caller plays the pcap 1.5 s after its ACK (the greeting and
@@ -509,25 +497,9 @@ func TestVoicemailInterop(t *testing.T) {
 		lab := newVMLab(t, []string{"alice", "bob"}, func(dir string) {
 			ok(t, dir, "number", "flow", "set", forkNumber, "--step", "bob:5", "--then", "voicemail")
 		})
-		cfg := t.TempDir()
-		wav := filepath.Join(cfg, "message.wav")
+		wav := filepath.Join(t.TempDir(), "message.wav")
 		vmWriteWAV(t, wav, append(make([]int16, media.SampleRate), vmTone(3)...))
-		rtpPort := vmFreeEvenPort(t)
-		files := map[string]string{
-			"config": fmt.Sprintf("sip_listen 127.0.0.1:%d\nnet_interface 127.0.0.1\n"+
-				"module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n"+
-				"audio_source aufile,%s\naudio_player aufile,%s\naudio_srate 8000\naudio_channels 1\n"+
-				"rtp_ports %d-%d\nmodule_app account.so\nmodule_app menu.so\n",
-				forkFreePort(t), wav, filepath.Join(cfg, "heard.wav"), rtpPort, rtpPort+3),
-			"accounts": fmt.Sprintf("<sip:alice@127.0.0.1>;auth_pass=%s;outbound=\"sip:127.0.0.1:%d\";regint=600;"+
-				"audio_codecs=PCMU,PCMA\n", forkPassword("alice"), lab.port),
-			"contacts": "",
-		}
-		for name, text := range files {
-			if err := os.WriteFile(filepath.Join(cfg, name), []byte(text), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		cfg := baresip{user: "alice", password: forkPassword("alice"), outbound: fmt.Sprintf("sip:127.0.0.1:%d", lab.port), audio: wav}.config(t)
 		// baresip dials as soon as it is up, while it registers; -t bounds
 		// its life and cleanup kills it by PID sooner.
 		phone := startForkPeer(t, "baresip", bin, "-f", cfg, "-e", "/dial sip:"+forkNumber+"@127.0.0.1", "-t", "25")
