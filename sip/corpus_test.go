@@ -364,16 +364,22 @@ func (c torture) wantsAnswer() bool {
 // file gets its own server: several files share a branch and would
 // otherwise be taken for retransmissions of each other.
 func TestCorpusUDP(t *testing.T) {
+	corpusOverWire(t, "UDP", sendUDP)
+}
+
+// corpusOverWire sends every file of the corpora with send, each to a
+// server of its own, and checks the answer on the wire.
+func corpusOverWire(t *testing.T, transport string, send func(*testing.T, netip.AddrPort, torture) wireResult) {
 	for _, corpus := range corpora {
 		t.Run(corpus.name, func(t *testing.T) {
 			for _, c := range corpus.load(t) {
 				t.Run(c.file, func(t *testing.T) {
 					t.Parallel()
 					e := newEnv(t, nil)
-					r := sendUDP(t, e.addr, c)
-					t.Logf("udp %s: want %s, got %+v", c.file, c.expect, r)
-					if msg := checkWire(c, r, false); msg != "" {
-						t.Errorf("%s over UDP (%s): got %s; want %s", c.file, c.what, msg, c.expect)
+					r := send(t, e.addr, c)
+					t.Logf("%s %s: want %s, got %+v", transport, c.file, c.expect, r)
+					if msg := checkWire(c, r, transport == "TCP"); msg != "" {
+						t.Errorf("%s over %s (%s): got %s; want %s", c.file, transport, c.what, msg, c.expect)
 					}
 					if p := e.srv.Stats().Panics; p != 0 {
 						t.Fatalf("%d panics recovered:\n%s", p, e.log)
@@ -427,24 +433,7 @@ func statusOf(msg []byte) int {
 // TestCorpusTCP writes every file over its own TCP connection in chunks of
 // 1–50 random bytes, to its own server.
 func TestCorpusTCP(t *testing.T) {
-	for _, corpus := range corpora {
-		t.Run(corpus.name, func(t *testing.T) {
-			for _, c := range corpus.load(t) {
-				t.Run(c.file, func(t *testing.T) {
-					t.Parallel()
-					e := newEnv(t, nil)
-					r := sendTCP(t, e.addr, c)
-					t.Logf("tcp %s: want %s, got %+v", c.file, c.expect, r)
-					if msg := checkWire(c, r, true); msg != "" {
-						t.Errorf("%s over TCP (%s): got %s; want %s", c.file, c.what, msg, c.expect)
-					}
-					if p := e.srv.Stats().Panics; p != 0 {
-						t.Fatalf("%d panics recovered:\n%s", p, e.log)
-					}
-				})
-			}
-		})
-	}
+	corpusOverWire(t, "TCP", sendTCP)
 }
 
 func sendTCP(t *testing.T, addr netip.AddrPort, c torture) wireResult {
