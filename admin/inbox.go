@@ -181,7 +181,11 @@ func init() {
 			}
 			s.changed(as, OpMessageSend, "number", n.E164, "target", m.ID, "status", m.Status)
 			if m.Status != inbox.MsgSent {
-				return nil, fmt.Errorf("%w: the trunk answered %d; the text is kept in the conversation as failed (message %s)", ErrNotDelivered, m.StatusCode, m.ID)
+				why := fmt.Sprintf("the trunk answered %d", m.StatusCode)
+				if m.StatusCode == 408 {
+					why = "the trunk did not answer in time (408)"
+				}
+				return nil, fmt.Errorf("%w: %s; the text is kept in the conversation as failed (message %s)", ErrNotDelivered, why, m.ID)
 			}
 			return m, nil
 		}),

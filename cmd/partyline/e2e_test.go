@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -521,8 +522,14 @@ func TestConcurrentCLI(t *testing.T) {
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, "--demo")
+	m := regexp.MustCompile(`\bsip=(127\.0\.0\.1:\d+)`).FindStringSubmatch(srv.await(t, `msg="partyline ready"`))
+	if m == nil {
+		t.Fatalf("no sip= in the ready line:\n%s", srv.logText())
+	}
 	out := srv.output(t)
-	for _, want := range []string{"olivia", "alice", "bob", admin.DemoNumber, "password", "sipsak", "sipp"} {
+	// The how-to names the address the server really listens on.
+	for _, want := range []string{"olivia", "alice", "bob", admin.DemoNumber, "password", "sipsak", "sipp", "text_trunk_send.xml",
+		"-s sip:alice@" + m[1], "15555550100 " + m[1]} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

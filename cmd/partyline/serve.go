@@ -29,6 +29,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var rtpPorts string
 	var unsolicitedMWI bool
 	var pprofAddr string
+	var demoSeeded *admin.Demo
 	cmd := &cobra.Command{
 		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
@@ -71,7 +72,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				}
 				if seeded {
 					fmt.Fprint(cmd.OutOrStdout(), d.String())
-					fmt.Fprint(cmd.OutOrStdout(), demoHowTo(d))
+					demoSeeded = &d
 				} else {
 					log.Warn("demo not seeded: the workspace is not empty", "data", svc.Config().DataDir)
 				}
@@ -91,6 +92,10 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err := sipSrv.Start(); err != nil {
 				ln.Close()
 				return failure{err}
+			}
+			if demoSeeded != nil {
+				// How to try it, with the port the server really listens on.
+				fmt.Fprint(cmd.OutOrStdout(), demoHowTo(*demoSeeded, sipSrv.Addrs()[0]))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -121,16 +126,23 @@ func newServeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func demoHowTo(d admin.Demo) string {
+func demoHowTo(d admin.Demo, sip netip.AddrPort) string {
 	alice := d.Users[1]
+	host, port := "127.0.0.1", sip.Port()
+	if !sip.Addr().IsUnspecified() {
+		host = sip.Addr().String()
+	}
 	return fmt.Sprintf(`
-Register a phone as alice (SIP server 127.0.0.1:5060, user alice, password %s, realm %s):
-  sipsak -U -i -C sip:alice@127.0.0.1:5070 -s sip:alice@127.0.0.1:5060 -u alice -a %s -x 600 -H 127.0.0.1
+Register a phone as alice (SIP server %[1]s:%[2]d, user alice, password %[3]s, realm %[4]s):
+  sipsak -U -i -C sip:alice@%[1]s:5070 -s sip:alice@%[1]s:%[2]d -u alice -a %[3]s -x 600 -H %[1]s
 Call the shared number the way the carrier would, from the trusted trunk address 127.0.0.1:5080:
-  sipp -sn uac -s %s 127.0.0.1:5060 -p 5080 -i 127.0.0.1 -mi 127.0.0.1 -m 1
+  sipp -sn uac -s %[5]s %[1]s:%[2]d -p 5080 -i 127.0.0.1 -mi 127.0.0.1 -m 1
+Text it the same way (from the repository's folder), then read the shared inbox as alice:
+  sipp -sf testdata/sipp/text_trunk_send.xml -s %[5]s %[1]s:%[2]d -p 5080 -i 127.0.0.1 -mi 127.0.0.1 -m 1
+  partyline --as alice inbox list
 Manage the workspace while the server runs, e.g.:
-  partyline number show %s
-`, alice.Password, d.Realm, alice.Password, d.Number[1:], d.Number)
+  partyline number show %[6]s
+`, host, port, alice.Password, d.Realm, d.Number[1:], d.Number)
 }
 
 // serveProfiler serves net/http/pprof on addr, which must be a loopback
