@@ -113,7 +113,7 @@ func (s *Server) messageIn(req *sip.Request, tx sip.ServerTransaction, number, c
 		}
 		s.typingSet(number, party, party, st, false)
 		s.respond(tx, req, 200, "OK")
-		s.goTracked(func() { s.deliver(number, party, "", ctype, body) })
+		s.goTracked(func() { s.deliver(number, party, ctype, body) })
 		return
 	}
 	texts, ok := s.calls.(Texts)
@@ -132,7 +132,7 @@ func (s *Server) messageIn(req *sip.Request, tx sip.ServerTransaction, number, c
 	s.typingClear(number, party, party)
 	s.respond(tx, req, 200, "OK")
 	s.goTracked(func() {
-		m.Deliveries = s.deliver(number, party, m.ID, ctype, body)
+		m.Deliveries = s.deliver(number, party, ctype, body)
 		if err := texts.UpdateMessage(m); err != nil {
 			s.Log.Error("recording a text's deliveries", "number", number, "message", m.ID, "error", err)
 		}
@@ -141,7 +141,7 @@ func (s *Server) messageIn(req *sip.Request, tx sip.ServerTransaction, number, c
 
 // deliver sends a text (or notice) from party to every registered device
 // of every member of number, all at once, and returns each outcome.
-func (s *Server) deliver(number, party, id, ctype string, body []byte) []inbox.Delivery {
+func (s *Server) deliver(number, party, ctype string, body []byte) []inbox.Delivery {
 	n, ok := s.dir.Snapshot().Number(number)
 	if !ok {
 		return nil
@@ -185,7 +185,9 @@ func (s *Server) sendToDevices(users []string, skip string, build func(user stri
 			r, err := build(user, b)
 			if err != nil {
 				d.At = s.Now().UTC()
+				mu.Lock()
 				out = append(out, d)
+				mu.Unlock()
 				continue
 			}
 			wg.Add(1)
