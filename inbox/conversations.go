@@ -362,7 +362,9 @@ func (s *Store) Openings(conv string) ([]Event, error) {
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return err
 			}
-			out = append(out, ev)
+			if ev.Kind == KindOpened {
+				out = append(out, ev)
+			}
 		}
 		return nil
 	})
