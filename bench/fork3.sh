@@ -65,17 +65,10 @@ work=$(mktemp -d /tmp/partyline-fork3.XXXXXX)
 capture=""
 pids=()
 stop_pids() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	lib_stop "${pids[@]}"
 	pids=()
 }
-cleanup() {
-	stop_pids
-	if [ -n "$capture" ]; then kill "$capture" 2>/dev/null || true; wait "$capture" 2>/dev/null || true; fi
-	lib_stop_server
-	if [ "${KEEP:-}" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+trap 'lib_cleanup "$capture"' EXIT
 trap 'exit 130' INT TERM
 
 load_at_start=$(lib_load)

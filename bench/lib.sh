@@ -7,8 +7,25 @@
 # machine, kernel UDP drops, SIPp's counts and response times, free
 # loopback ports, the step ramp, and starting either server.
 #
-# The sourcing script owns cleanup: it kills the PIDs it started (server,
-# pids[]) in its EXIT trap; lib_stop_server stops the server by its PID.
+# The sourcing script owns cleanup: its EXIT trap calls lib_cleanup with
+# any helper PIDs of its own; lib_stop_server stops the server by its PID.
+
+# lib_stop PID...: kill the processes and reap them (empty arguments are
+# skipped).
+lib_stop() {
+	local p
+	for p in "$@"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
+	for p in "$@"; do [ -z "$p" ] || wait "$p" 2>/dev/null || true; done
+}
+
+# lib_cleanup [PID...]: what a script's EXIT trap does: the processes in
+# pids[] and the given ones stopped, the server stopped, the work folder
+# removed (kept with KEEP=1).
+lib_cleanup() {
+	lib_stop "${pids[@]}" "$@"
+	lib_stop_server
+	if [ "${KEEP:-}" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
+}
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TICKS=$(getconf CLK_TCK)
