@@ -1,7 +1,9 @@
 // Package sip is partyline's SIP side: the UDP and TCP listeners, the one
-// admission pipeline every message passes (admission.go), the registrar,
-// and digest authentication. It wraps github.com/emiago/sipgo; no sipgo
-// type leaves this package.
+// admission pipeline every message passes (admission.go), digest
+// authentication, the registrar, the forking proxy for shared numbers and
+// its in-dialog routing (proxy.go, route.go, dialog.go), voicemail
+// (voicemail.go) and message waiting (mwi.go), and texts (message.go). It
+// wraps github.com/emiago/sipgo; no sipgo type leaves this package.
 //
 // Invariants:
 //   - every received message passes admission in order: size limit, parse,
@@ -11,5 +13,10 @@
 //   - a panic while handling one message is recovered, counted and logged;
 //     it never stops the server;
 //   - an unknown user and a wrong password get the same answer;
-//   - a REGISTER is answered 200 only after its bindings are committed.
+//   - a REGISTER is answered 200 only after its bindings are committed;
+//   - nothing reaches a trunk unless it comes from an authenticated member
+//     of the shared number it goes out as (calls and texts alike);
+//   - a text from a trunk is answered 200 only after it is stored;
+//   - finished transactions are kept 5 s (Kamailio's wait timer), not
+//     64*T1: later retransmissions are handled as stray messages.
 package sip
