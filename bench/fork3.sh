@@ -190,8 +190,8 @@ step() {
 		stored=$want good=$want # no history to check
 	fi
 	achieved=$(echo "$ok / $m_wall" | bc)
-	printf '%7d %8d %6d %6d %8d %6d %11s %6s %6s %10d%% %8d%% %9d %7s %s\n' "$rate" "$achieved" "$ok" "$failed" "$devfailed" \
-		"$acks" "$good/$want" "$r_p50" "$r_p99" "$m_srv_cpu" "$m_sipp_cpu" "$m_drops" "$m_mem_mib" "$codes"
+	printf '%7d %8d %6d %6d %8d %6d %11s %6s %6s %10d%% %8d%% %6s%% %9d %7s %s\n' "$rate" "$achieved" "$ok" "$failed" "$devfailed" \
+		"$acks" "$good/$want" "$r_p50" "$r_p99" "$m_srv_cpu" "$m_sipp_cpu" "$m_steal" "$m_drops" "$m_mem_mib" "$codes"
 	step_ok=1
 	if [ "$failed" -ne 0 ] || [ "$devfailed" -ne 0 ] || [ "$ok" -ne "$total" ] || [ "$good" -ne "$want" ] ||
 		[ "$stored" -ne "$want" ] || [ "$achieved" -lt $((rate * 95 / 100)) ] || [ -n "$(echo "$codes" | tr -d ' 0')" ]; then
@@ -208,8 +208,9 @@ echo "$GENERATORS caller SIPps from 127.0.0.1:${caller_ports[*]} (trusted trunk)
 echo "failed: caller calls failed; dev fail: device calls failed; ACKs: ACKs ann's device got (dead-call ACKs not counted)"
 echo "history: calls of the step recorded answered by ann"
 echo "with 1 answered + 2 cancelled_elsewhere branches / calls checked (kamailio: not checked);"
-echo "p50/p99: the caller's INVITE to its 200, ms; CPU in % of one core; UDP drops: kernel receive-buffer drops; mem: server, step end"
-printf '%7s %8s %6s %6s %8s %6s %11s %6s %6s %11s %9s %9s %7s %s\n' target achieved calls failed "dev fail" ACKs history p50 p99 "server CPU" "SIPp CPU" "UDP drops" "mem MiB" "exit codes"
+echo "p50/p99: the caller's INVITE to its 200, ms; CPU in % of one core; steal: % of the machine's time the hypervisor gave to others;"
+echo "UDP drops: kernel receive-buffer drops; mem: server, step end"
+printf '%7s %8s %6s %6s %8s %6s %11s %6s %6s %11s %9s %7s %9s %7s %s\n' target achieved calls failed "dev fail" ACKs history p50 p99 "server CPU" "SIPp CPU" steal "UDP drops" "mem MiB" "exit codes"
 if [ "$FANOUT_RATE" -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "fan-out: skipped (the packet capture needs root)"
@@ -227,6 +228,7 @@ if [ "$FANOUT_RATE" -gt 0 ]; then
 		wait "$capture" || true
 		capture=""
 		cat "$work/fanout.out" "$work/fanout.err" | grep -v capturing || true
+		echo "hypervisor steal during the fan-out step: ${m_steal} % of the machine's time"
 	fi
 fi
 

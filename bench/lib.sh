@@ -149,21 +149,24 @@ server_peak_mib() {
 
 # This shell's waited-for children: the SIPps of each step (and perf).
 sipp_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }
-machine_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat; } # all, idle+iowait
+machine_ticks() { awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $9}' /proc/stat; } # all, idle+iowait, steal
 udp_drops() { awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }        # RcvbufErrors, all sockets
 
 # lib_measure_begin / lib_measure_end around a step: sets m_wall (s),
 # m_srv_cpu, m_sipp_cpu, m_busy (% of one core; the machine has nproc×100),
-# m_drops, m_mem_mib (server memory at the end).
+# m_drops, m_mem_mib (server memory at the end), m_steal (% of the
+# machine's time a hypervisor gave to others: on a virtual machine the
+# cores can vanish for milliseconds, which no latency figure hides).
 lib_measure_begin() {
 	_s0=$(server_ticks) _c0=$(sipp_ticks) _d0=$(udp_drops)
-	read -r _m0 _i0 < <(machine_ticks)
+	read -r _m0 _i0 _st0 < <(machine_ticks)
 	_w0=$(date +%s.%N)
 }
 lib_measure_end() {
-	local w1 s1 c1 d1 m1 i1 mem
+	local w1 s1 c1 d1 m1 i1 st1 mem
 	w1=$(date +%s.%N) s1=$(server_ticks) c1=$(sipp_ticks) d1=$(udp_drops)
-	read -r m1 i1 < <(machine_ticks)
+	read -r m1 i1 st1 < <(machine_ticks)
+	m_steal=$(printf '%.1f' "$(echo "scale=2; 100 * ($st1 - $_st0) / ($m1 - $_m0)" | bc)")
 	m_wall=$(echo "$w1 - $_w0" | bc)
 	m_srv_cpu=$(echo "100 * ($s1 - $_s0) / $TICKS / $m_wall" | bc)
 	m_sipp_cpu=$(echo "100 * ($c1 - $_c0) / $TICKS / $m_wall" | bc)

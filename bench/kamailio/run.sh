@@ -59,7 +59,10 @@ done
 
 # The summary, from each run's "result:" line (and fork3's fan-out line).
 field() { grep '^result: ' "$1" 2>/dev/null | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-fanout() { grep -o 'last p50 [^ ]* p90 [^ ]* p99 [^ ;]*' "$1" 2>/dev/null | head -1 | sed 's/^last //'; }
+fanout() {
+	grep -o 'last p50 [^ ]* p90 [^ ]* p99 [^ ;]*' "$1" 2>/dev/null | head -1 | sed 's/^last //' | tr -d '\n'
+	grep -o 'steal during the fan-out step: [0-9.]* %' "$1" 2>/dev/null | head -1 | sed 's/^/ (hypervisor /; s/$/)/'
+}
 echo
 echo "=== summary: highest rate held with 0 failures (p50/p99 ms; server CPU % of one core; peak MiB)"
 printf '%-6s %-34s %-34s %s\n' bench partyline kamailio "partyline / kamailio"
