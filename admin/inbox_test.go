@@ -16,14 +16,7 @@ func inboxWorkspace(t *testing.T) (*Service, inbox.Message) {
 	t.Helper()
 	s := openService(t)
 	d := s.Directory()
-	for _, u := range []struct {
-		n string
-		r acl.Role
-	}{{"olga", acl.RoleOwner}, {"adam", acl.RoleAdmin}, {"mia", acl.RoleMember}, {"moe", acl.RoleMember}, {"max", acl.RoleMember}} {
-		if err := d.AddUser("", acl.NewUser{Name: u.n, Password: "password1", Role: u.r}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addUsers(t, d, map[string]acl.Role{"olga": acl.RoleOwner, "adam": acl.RoleAdmin, "mia": acl.RoleMember, "moe": acl.RoleMember, "max": acl.RoleMember})
 	a, _ := d.AddNumber("", "+15551230001", "")
 	b, _ := d.AddNumber("", "+15551230002", "")
 	d.AddMember("", a, "mia", acl.RoleAdmin)

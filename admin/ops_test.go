@@ -21,6 +21,16 @@ func openService(t *testing.T) *Service {
 	return s
 }
 
+// addUsers adds users with their workspace roles (password "password1").
+func addUsers(t *testing.T, d *acl.Directory, users map[string]acl.Role) {
+	t.Helper()
+	for name, role := range users {
+		if err := d.AddUser("", acl.NewUser{Name: name, Password: "password1", Role: role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func call(t *testing.T, s *Service, as, op string, args any, out any) *Error {
 	t.Helper()
 	raw, _ := json.Marshal(args)
@@ -42,14 +52,7 @@ func call(t *testing.T, s *Service, as, op string, args any, out any) *Error {
 func TestCallHistoryAccess(t *testing.T) {
 	s := openService(t)
 	d := s.Directory()
-	for _, u := range []struct {
-		n string
-		r acl.Role
-	}{{"olga", acl.RoleOwner}, {"adam", acl.RoleAdmin}, {"mia", acl.RoleMember}, {"max", acl.RoleMember}} {
-		if err := d.AddUser("", acl.NewUser{Name: u.n, Password: "password1", Role: u.r}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addUsers(t, d, map[string]acl.Role{"olga": acl.RoleOwner, "adam": acl.RoleAdmin, "mia": acl.RoleMember, "max": acl.RoleMember})
 	a, _ := d.AddNumber("", "+15551230001", "")
 	b, _ := d.AddNumber("", "+15551230002", "")
 	d.AddMember("", a, "mia", acl.RoleMember)

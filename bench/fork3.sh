@@ -162,12 +162,7 @@ step() {
 			-timeout "${limit}s" -timeout_error -trace_err >stdout 2>stderr) &
 		pids+=($!)
 	done
-	for p in "${pids[@]}"; do
-		rc=0
-		wait "$p" || rc=$?
-		codes="$codes $rc"
-	done
-	pids=()
+	lib_wait_pids
 	lib_measure_end
 	sipp_totals "$dir"/caller*/
 	local ok=$t_ok failed=$t_failed devfailed

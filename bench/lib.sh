@@ -18,6 +18,19 @@ lib_stop() {
 	for p in "$@"; do [ -z "$p" ] || wait "$p" 2>/dev/null || true; done
 }
 
+# lib_wait_pids: wait for every process in pids[], bounded by their own
+# timeouts; sets codes to their exit statuses, in order, and empties pids.
+lib_wait_pids() {
+	local p rc
+	codes=""
+	for p in "${pids[@]}"; do
+		rc=0
+		wait "$p" || rc=$?
+		codes="$codes $rc"
+	done
+	pids=()
+}
+
 # lib_cleanup [PID...]: what a script's EXIT trap does: the processes in
 # pids[] and the given ones stopped, the server stopped, the work folder
 # removed (kept with KEEP=1).

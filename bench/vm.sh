@@ -339,12 +339,7 @@ step() {
 			-d "$PREPLAY" -cid_str "vm$calls-$g-%u" -timeout "${limit}s" -timeout_error >stdout 2>stderr) &
 		pids+=($!)
 	done
-	for p in "${pids[@]}"; do
-		rc=0
-		wait "$p" || rc=$?
-		codes="$codes $rc"
-	done
-	pids=()
+	lib_wait_pids
 	# Every call ended with the caller's BYE; wait (bounded: 30 s) until the
 	# server has logged each call's voicemail line.
 	for _ in $(seq 300); do
