@@ -90,7 +90,8 @@ func init() {
 				return nil, err
 			}
 			user := actorLabel(as)
-			// The view shows the state as it was before this opening.
+			// Unread tells whether it was unread for this user before this
+			// opening; the state is the one after it.
 			view := s.conversationView(c, user)
 			if c, err = s.box.Open(c.ID, user); err != nil {
 				return nil, err
