@@ -176,13 +176,9 @@ type (
 
 var ops = map[string]opFunc{
 	OpUserAdd: typed(func(ctx context.Context, s *Service, as string, a UserArgs) (any, error) {
-		role := acl.RoleMember
-		if a.Role != "" {
-			r, err := acl.ParseRole(a.Role)
-			if err != nil {
-				return nil, err
-			}
-			role = r
+		role, err := roleOrMember(a.Role)
+		if err != nil {
+			return nil, err
 		}
 		if err := s.dir.AddUser(as, acl.NewUser{Name: a.Name, Password: a.Password, Role: role, Email: a.Email}); err != nil {
 			return nil, err
@@ -302,13 +298,9 @@ var ops = map[string]opFunc{
 		return Done{"removed number " + e}, nil
 	}),
 	OpMemberAdd: typed(func(ctx context.Context, s *Service, as string, a MemberArgs) (any, error) {
-		role := acl.RoleMember
-		if a.Role != "" {
-			r, err := acl.ParseRole(a.Role)
-			if err != nil {
-				return nil, err
-			}
-			role = r
+		role, err := roleOrMember(a.Role)
+		if err != nil {
+			return nil, err
 		}
 		return s.memberChange(as, OpMemberAdd, a, role, s.dir.AddMember)
 	}),
@@ -557,6 +549,14 @@ var ops = map[string]opFunc{
 		s.changed(as, OpTrunkRemove, "trunk", a.Name)
 		return Done{"removed trunk " + a.Name}, nil
 	}),
+}
+
+// roleOrMember reads a --role flag; left out, it is member.
+func roleOrMember(name string) (acl.Role, error) {
+	if name == "" {
+		return acl.RoleMember, nil
+	}
+	return acl.ParseRole(name)
 }
 
 // typed decodes the arguments strictly (unknown fields are an error).

@@ -2,24 +2,12 @@ package inbox
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestCallsNewestFirstPerNumber(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	now := time.Unix(1e9, 0)
-	s, err := Open(db, func() time.Time { return now })
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := clockStore(t)
 	var ids []string
 	for i := 0; i < 9; i++ {
 		number := []string{"+15551230001", "+15551230002", "+15551230010"}[i%3]
@@ -55,13 +43,8 @@ func TestCallsNewestFirstPerNumber(t *testing.T) {
 }
 
 func TestVoicemailWholeOrAbsent(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	now := time.Unix(1e9, 0)
-	s, _ := Open(db, func() time.Time { return now })
+	s, clock := clockStore(t)
+	now := *clock
 	call := &Call{ID: s.NewID(), Number: "+15551230001", Disposition: WentToVoicemail, Branches: []Branch{}}
 	v := &Voicemail{ID: s.NewID(), Number: call.Number, From: "+15550009999", ReceivedAt: now, DurationS: 2.5, Codec: "PCMA", CallID: call.ID}
 	if err := s.SaveVoicemail(v, []byte{1, 2, 3, 4}, call); err != nil {
@@ -102,13 +85,8 @@ func TestVoicemailWholeOrAbsent(t *testing.T) {
 }
 
 func TestCloseInterrupted(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	now := time.Unix(1e9, 0)
-	s, _ := Open(db, func() time.Time { return now })
+	s, clock := clockStore(t)
+	now := *clock
 	ans := now.Add(-time.Minute)
 	open := []*Call{
 		{ID: s.NewID(), Number: "+15551230001", StartedAt: now, Disposition: Ringing},

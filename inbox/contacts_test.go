@@ -3,26 +3,15 @@ package inbox
 import (
 	"bytes"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s, err := Open(db, func() time.Time { return time.Unix(1e9, 0) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := clockStore(t)
 	return s
 }
 

@@ -142,9 +142,7 @@ func TestAdmitStages(t *testing.T) {
 	if e.srv.MaxMessage >= len(big) {
 		t.Fatalf("the size case is %d bytes, not over MaxMessage %d", len(big), e.srv.MaxMessage)
 	}
-	if p := e.srv.Stats().Panics; p != 0 {
-		t.Fatalf("%d panics", p)
-	}
+	e.noPanics()
 }
 
 // TestAdmitBanned: a banned source gets silence, others are served.

@@ -229,9 +229,7 @@ func TestCorpusAdmit(t *testing.T) {
 			}
 		})
 	}
-	if p := e.srv.Stats().Panics; p != 0 {
-		t.Fatalf("%d panics recovered:\n%s", p, e.log)
-	}
+	e.noPanics()
 }
 
 // checkAdmit maps an admission verdict onto the expectation: pass is
@@ -381,9 +379,7 @@ func corpusOverWire(t *testing.T, transport string, send func(*testing.T, netip.
 					if msg := checkWire(c, r, transport == "TCP"); msg != "" {
 						t.Errorf("%s over %s (%s): got %s; want %s", c.file, transport, c.what, msg, c.expect)
 					}
-					if p := e.srv.Stats().Panics; p != 0 {
-						t.Fatalf("%d panics recovered:\n%s", p, e.log)
-					}
+					e.noPanics()
 				})
 			}
 		})

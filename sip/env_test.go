@@ -143,6 +143,14 @@ func (e *env) stop() {
 	e.cancel = nil
 }
 
+// noPanics fails the test when the server recovered a panic, with its log.
+func (e *env) noPanics() {
+	e.t.Helper()
+	if p := e.srv.Stats().Panics; p != 0 {
+		e.t.Fatalf("%d panics recovered:\n%s", p, e.log)
+	}
+}
+
 // restart stops the server and starts it again on the same file.
 func (e *env) restart(configure func(*Server)) {
 	e.stop()

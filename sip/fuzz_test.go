@@ -74,9 +74,7 @@ func FuzzAdmit(f *testing.F) {
 		}
 		checkFrames(t, data, 1<<10)
 	})
-	if p := e.srv.Stats().Panics; p != 0 {
-		f.Fatalf("%d panics recovered", p)
-	}
+	e.noPanics()
 }
 
 // FuzzFrame feeds arbitrary streams and limits to frame().

@@ -73,9 +73,7 @@ func TestMWISubscribeAndNotify(t *testing.T) {
 	if !strings.Contains(string(n.Body()), "Voice-Message: 0/1") || !strings.Contains(string(n.Body()), "Messages-Waiting: no") {
 		t.Fatalf("NOTIFY:\n%s", n)
 	}
-	if e.srv.Stats().Panics != 0 {
-		t.Fatal("panics")
-	}
+	e.noPanics()
 }
 
 func TestMWIBadEvent(t *testing.T) {

@@ -317,9 +317,7 @@ func TestForkFirstAnswerWins(t *testing.T) {
 		o["bob"] != inbox.BranchAnswered || o["alice"] != inbox.BranchCancelledElsewhere || o["carol"] != inbox.BranchCancelledElsewhere {
 		t.Fatalf("history: %+v", c)
 	}
-	if e.srv.Stats().Panics != 0 {
-		t.Fatal("panics")
-	}
+	e.noPanics()
 }
 
 // TestForkCallerCancels: the caller hangs up while ringing; every branch

@@ -180,9 +180,7 @@ func TestRegister(t *testing.T) {
 			if res = p.register([]string{"*"}, 60, "MD5"); res.StatusCode != 400 {
 				t.Fatalf("bad wildcard: %s", res)
 			}
-			if e.srv.Stats().Panics != 0 {
-				t.Fatal("panics")
-			}
+			e.noPanics()
 		})
 	}
 }
