@@ -40,7 +40,11 @@
 #   P99_LIMIT_MS (200), GENERATORS (2: caller SIPps sharing the
 #   rate), FANOUT_RATE (500; 0 skips), ANSWERER (last or first), KEEP=1
 #   keeps the work folder (server log, SIPp logs, data), TRACE=1 adds SIPp
-#   message logs (-trace_msg; slow).
+#   message logs (-trace_msg; slow), REALTIME (the server's real-time
+#   priority, SCHED_RR: `serve --realtime`, for Kamailio real_time=7
+#   rt_policy=1 rt_prio=10 in kamailio.cfg; default 0: the normal
+#   scheduler. With the SIPps on the same cores a real-time server starves
+#   them: see BENCHMARKS.md).
 # Needs: go, sipp (Debian package sip-tester), jq, bc; root for the fan-out;
 #   kamailio for TARGET=kamailio.
 set -euo pipefail
@@ -51,6 +55,7 @@ GENERATORS=${GENERATORS:-2}
 FANOUT_RATE=${FANOUT_RATE:-500}
 if [ $# -gt 0 ]; then RATES=("$@"); else RATES=(100 200 400 600 800 1000 1200 1500); fi
 NUMBER=+15551230001
+REALTIME=${REALTIME:-0}
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -99,7 +104,7 @@ if [ "$TARGET" = partyline ]; then
 	allow=()
 	for p in "${caller_ports[@]}"; do allow+=(--allow "127.0.0.1:$p"); done
 	"$bin" --data "$data" trunk add carrier --address "127.0.0.1:${caller_ports[0]}" "${allow[@]}" >/dev/null
-	lib_start_partyline "$bin" "$data"
+	lib_start_partyline "$bin" "$data" --realtime "$REALTIME"
 else
 	# kamailio.cfg: passwords "password-USER", members rung ben, cat, ann.
 	[ "${ANSWERER:-last}" = last ] || { echo "fork3.sh: kamailio.cfg rings ann last only" >&2; exit 2; }
@@ -108,6 +113,10 @@ else
 	# now and then (3-9 % of calls at 50-100 calls/s with 4 workers, with
 	# either cancel_b_method 1 or 2), and a 180 is relayed after the 200.
 	KAM_CHILDREN=${KAM_CHILDREN:-1}
+	if [ "$REALTIME" != 0 ]; then
+		[ "$REALTIME" = 10 ] || { echo "fork3.sh: kamailio.cfg's real-time priority is 10: REALTIME=10 or 0" >&2; exit 2; }
+		KAM_ARGS="${KAM_ARGS:-} -A REALTIME"
+	fi
 	lib_start_kamailio
 fi
 # The devices' scenarios. Kamailio 5.6's tm CANCELs the other branches
@@ -199,6 +208,7 @@ echo "load average at start: $load_at_start"
 echo "$TARGET forked calls/s: $(lib_machine), $version"
 echo "server $sip; devices 127.0.0.1:${dev_ports[*]} (ann answers at once, ben and cat ring until cancelled);"
 echo "members rung in the order ${joined[*]}"
+if [ "$REALTIME" != 0 ]; then echo "server under SCHED_RR, priority $REALTIME (REALTIME=0: the normal scheduler)"; else echo "server under the normal scheduler"; fi
 echo "$GENERATORS caller SIPps from 127.0.0.1:${caller_ports[*]} (trusted trunk), BYE right after ACK; $STEP_SECONDS s per step"
 echo "failed: caller calls failed; dev fail: device calls failed; ACKs: ACKs ann's device got (dead-call ACKs not counted)"
 echo "history: calls of the step recorded answered by ann"

@@ -255,5 +255,5 @@ lib_ramp() {
 lib_result() {
 	echo "highest rate held with 0 failures: $held $2 ($held_achieved achieved; p50 $held_p50 ms, p99 $held_p99 ms; server CPU $held_srv_cpu % of one core); stopped at $stop_reason"
 	echo "server peak memory: $(server_peak_mib) MiB ($([ "${#server_pids[@]}" = 1 ] && echo "VmHWM" || echo "sum of PSS of ${#server_pids[@]} processes, sampled at step ends"))"
-	echo "result: bench=$1 target=${TARGET:-partyline} held=$held achieved=$held_achieved p50_ms=$held_p50 p99_ms=$held_p99 server_cpu=$held_srv_cpu peak_mib=$(server_peak_mib) load_at_start=${load_at_start// /,}"
+	echo "result: bench=$1 target=${TARGET:-partyline} held=$held achieved=$held_achieved p50_ms=$held_p50 p99_ms=$held_p99 server_cpu=$held_srv_cpu peak_mib=$(server_peak_mib) realtime=${REALTIME:-0} load_at_start=${load_at_start// /,}"
 }

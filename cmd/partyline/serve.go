@@ -29,9 +29,10 @@ func newServeCmd(g *globals) *cobra.Command {
 	var rtpPorts string
 	var unsolicitedMWI bool
 	var pprofAddr string
+	var realtime int
 	var demoSeeded *admin.Demo
 	cmd := &cobra.Command{
-		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
+		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--realtime PRIORITY] [--demo]",
 		Short: "Run the server on the data directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,6 +43,12 @@ func newServeCmd(g *globals) *cobra.Command {
 				// at 5x the live heap instead of 2x takes a GC cost that
 				// held registrations back (bench/reg.sh) for a few MiB.
 				debug.SetGCPercent(400)
+			}
+			if realtime != 0 {
+				if err := setRealtime(realtime); err != nil {
+					return failure{err}
+				}
+				log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", realtime)
 			}
 			if pprofAddr != "" {
 				stopProfiler, err := serveProfiler(pprofAddr, log)
@@ -122,6 +129,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
 	cmd.Flags().BoolVar(&unsolicitedMWI, "mwi-unsolicited", true, "send message-waiting NOTIFYs to registered phones that did not subscribe")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", os.Getenv("PARTYLINE_PPROF"), "serve Go's profiler (net/http/pprof) on this loopback HOST:PORT, e.g. 127.0.0.1:6060 (env PARTYLINE_PPROF)")
+	cmd.Flags().IntVar(&realtime, "realtime", 0, "run every server thread under SCHED_RR at this priority, 1-99 (as Asterisk's -p): SIP is handled at once on a busy machine; needs root, CAP_SYS_NICE or ulimit -r (0: the normal scheduler)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }
