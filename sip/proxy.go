@@ -76,6 +76,9 @@ type fork struct {
 	branches    []*branch
 	best        *sip.Response // best failure so far
 	events      chan struct{}
+
+	arrival *arrival // set when forked on arrival (arrival.go)
+	rung    int      // steps rung before run (on arrival: the first)
 }
 
 type branch struct {
@@ -95,13 +98,29 @@ type branch struct {
 	done        bool
 }
 
-// inviteNumber forks an INVITE to a shared number.
+// inviteNumber forks an INVITE to a shared number, or goes on with the
+// fork started when it arrived.
 func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) {
+	if f := s.adopt(req, tx); f != nil {
+		f.tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
+		f.run()
+		return
+	}
+	f := s.numberFork(req, tx, src, number)
+	if f == nil {
+		s.respond(tx, req, 404, "Not Found")
+		return
+	}
+	f.start()
+}
+
+// numberFork sets up the fork of an INVITE to a shared number: who rings,
+// the call's record, the caller's name; nil when the number has gone.
+func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) *fork {
 	snap := s.dir.Snapshot()
 	plan, ok := acl.WhoRings(snap, number, s.loc.Lookup)
 	if !ok {
-		s.respond(tx, req, 404, "Not Found")
-		return
+		return nil
 	}
 	now := s.Now()
 	rec := &inbox.Call{
@@ -122,7 +141,7 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 		}
 	}
 	f.from = from
-	f.start()
+	return f
 }
 
 // start records the call and rings until it is settled.
@@ -300,7 +319,9 @@ func (f *fork) run() {
 		if f.over() {
 			break
 		}
-		f.ring(step)
+		if step >= f.rung {
+			f.ring(step)
+		}
 		ringTime := f.s.RingTime
 		if f.plan.Custom {
 			ringTime = time.Duration(f.plan.Seconds[step]) * time.Second
@@ -444,6 +465,9 @@ func keepAsBuilt(*sipgo.Client, *sip.Request) error { return nil }
 // watch reads one branch's responses until its final one.
 func (b *branch) watch() {
 	f := b.f
+	if f.arrival != nil {
+		<-f.arrival.adopted // responses go upstream through the transaction
+	}
 	for {
 		select {
 		case res, ok := <-b.tx.Responses():
@@ -726,6 +750,9 @@ func (f *fork) finish() {
 
 // relay sends a branch's response upstream through the server transaction.
 func (f *fork) relay(res *sip.Response) {
+	if f.tx == nil {
+		return // forked on arrival and never adopted: nobody to tell
+	}
 	up := res.Clone()
 	up.RemoveHeader("Via") // ours, on top
 	up.ReplaceHeader(cloneFrom(f.req.From()))

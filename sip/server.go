@@ -57,6 +57,10 @@ type Server struct {
 	RingTime time.Duration
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration
+	// AdoptTimeout is how long a call forked on arrival (arrival.go) may
+	// wait for its transaction before its branches are cancelled.
+	// Default 5 s.
+	AdoptTimeout time.Duration
 	// Advertise is the host[:port] put in Via and Record-Route. Default:
 	// the listen address, or when that is unspecified, the address the
 	// request was sent to.
@@ -92,6 +96,7 @@ type Server struct {
 	srv         *sipgo.Server
 	client      *sipgo.Client
 	dialogs     *dialogs
+	arrivals    arrivals
 	subs        *subscriptions
 	typing      typingState
 	voicemails  Voicemails
@@ -161,6 +166,12 @@ func (s *Server) defaults() {
 	}
 	if s.RingTime == 0 {
 		s.RingTime = 25 * time.Second
+	}
+	if s.AdoptTimeout == 0 {
+		s.AdoptTimeout = 5 * time.Second
+	}
+	if s.arrivals.m == nil {
+		s.arrivals.m = map[string]*fork{}
 	}
 	if s.TimerC == 0 {
 		s.TimerC = 3 * time.Minute

@@ -1,0 +1,125 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/partyline/partyline/inbox"
+)
+
+// trunkInvite is a carrier's INVITE to the test number from port.
+func trunkInvite(e *env, port int, callID, branch string) string {
+	return fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=%s\r\n"+
+		"From: <sip:+15550001111@carrier.example>;tag=c1\r\nTo: <sip:%s@127.0.0.1>\r\n"+
+		"Call-ID: %s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"+
+		"Contact: <sip:carrier@127.0.0.1:%d>\r\nContent-Length: 0\r\n\r\n",
+		testNumber, e.addr, port, branch, testNumber, callID, port)
+}
+
+// readStatus reads from the peer until a response with code arrives.
+func (p *udpPeer) readStatus(code int, wait time.Duration) bool {
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(wait)
+	for i := 0; i < 20; i++ {
+		p.conn.SetReadDeadline(deadline)
+		n, _, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			return false
+		}
+		if strings.HasPrefix(string(buf[:n]), fmt.Sprintf("SIP/2.0 %d ", code)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *udpPeer) send(e *env, msg string) {
+	p.t.Helper()
+	if _, err := p.conn.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(e.addr)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// TestForkOnArrivalRetransmissions: a carrier's INVITE is forked as it
+// arrives; the same INVITE again, at once and after the call rings, rings
+// nobody twice; the caller's CANCEL still reaches every branch through the
+// transaction the handler adopted.
+func TestForkOnArrivalRetransmissions(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := newDevice(t, e, "alice", "udp")
+	bob := newDevice(t, e, "bob", "udp")
+	numberWith(t, e, "alice", "bob")
+	carrier := newUDPPeer(t)
+	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
+		t.Fatal(err)
+	}
+	inv := trunkInvite(e, carrier.port(), "arrival-retx@test", "z9hG4bK-arr1")
+	carrier.send(e, inv)
+	carrier.send(e, inv)
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, bob.invites, "bob's INVITE")
+	if !carrier.readStatus(180, 5*time.Second) {
+		t.Fatal("no 180 relayed to the carrier")
+	}
+	e.srv.arrivals.mu.Lock()
+	forked := len(e.srv.arrivals.m)
+	e.srv.arrivals.mu.Unlock()
+	if forked != 1 {
+		t.Fatalf("%d calls forked on arrival, want 1", forked)
+	}
+	carrier.send(e, inv) // after the handler adopted the fork
+	cancel := strings.Replace(strings.Replace(inv, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1)
+	carrier.send(e, cancel)
+	recv(t, alice.cancels, "alice's CANCEL")
+	recv(t, bob.cancels, "bob's CANCEL")
+	c := lastCall(t, e, func(c inbox.Call) bool {
+		o := outcomes(c)
+		return c.EndedAt != nil && o["alice"] == inbox.BranchCallerCancelled && o["bob"] == inbox.BranchCallerCancelled
+	})
+	if len(c.Branches) != 2 || len(alice.invites) != 0 || len(bob.invites) != 0 {
+		t.Fatalf("rang twice: %d branches recorded, %d and %d more INVITEs at the devices", len(c.Branches), len(alice.invites), len(bob.invites))
+	}
+	calls, err := e.inbox.Calls([]string{testNumber}, 10)
+	if err != nil || len(calls) != 1 {
+		t.Fatalf("want one call record, got %d (%v)", len(calls), err)
+	}
+	e.noPanics()
+}
+
+// TestForkOnArrivalOrphan: a call forked on arrival whose transaction never
+// comes (the INVITE never reaches sipgo) has its branches cancelled after
+// AdoptTimeout and is recorded as failed.
+func TestForkOnArrivalOrphan(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.AdoptTimeout = 300 * time.Millisecond })
+	alice := newDevice(t, e, "alice", "udp")
+	numberWith(t, e, "alice")
+	src := netip.MustParseAddrPort("127.0.0.1:5098")
+	if err := e.dir.AddTrunk("", "carrier", src.String(), []string{src.String()}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := e.srv.parser.ParseSIP([]byte(trunkInvite(e, int(src.Port()), "arrival-orphan@test", "z9hG4bK-orph")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.forkOnArrival(msg.(*sip.Request), src, "UDP")
+	recv(t, alice.invites, "alice's INVITE")
+	c := recv(t, alice.cancels, "alice's CANCEL")
+	if got := c.GetHeader("Reason"); got != nil {
+		t.Errorf("CANCEL of a call nobody took says %q", got.Value())
+	}
+	rec := lastCall(t, e, func(c inbox.Call) bool { return c.Disposition == inbox.Failed && c.EndedAt != nil })
+	if o := outcomes(rec); o["alice"] != inbox.BranchNoAnswer {
+		t.Fatalf("alice's branch: %q, want %q", o["alice"], inbox.BranchNoAnswer)
+	}
+	if !strings.Contains(e.log.String(), "never got its transaction") {
+		t.Errorf("orphan not logged:\n%s", e.log)
+	}
+	e.noPanics()
+}
