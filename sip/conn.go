@@ -15,12 +15,21 @@ type packetConn struct {
 	net.PacketConn
 	s   *Server
 	buf []byte
+	rt  *rtReader // Server.Realtime: set by the first read (realtime_linux.go)
 }
 
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(c.buf)
+		var n int
+		var addr net.Addr
+		var err error
+		if c.s.Realtime > 0 {
+			n, addr, err = c.readRealtime(c.buf)
+		} else {
+			n, addr, err = c.PacketConn.ReadFrom(c.buf)
+		}
 		if err != nil {
+			c.releaseRealtime() // sipgo stops reading this socket
 			return 0, addr, err
 		}
 		data := c.buf[:n]

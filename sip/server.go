@@ -57,6 +57,10 @@ type Server struct {
 	RingTime time.Duration
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration
+	// Realtime, when 1-99, runs the thread reading each UDP socket under
+	// SCHED_RR at that priority (realtime_linux.go); Start fails when the
+	// process may not. Default 0: the normal scheduler.
+	Realtime int
 	// AdoptTimeout is how long a call forked on arrival (arrival.go) may
 	// wait for its transaction before its branches are cancelled.
 	// Default 5 s.
@@ -201,6 +205,11 @@ func (s *Server) Start() error {
 		// below our 64 KiB message limit).
 		sip.TransportBufferReadSize = 65535
 	})
+	if s.Realtime != 0 {
+		if err := checkRealtime(s.Realtime); err != nil {
+			return err
+		}
+	}
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
 	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,22 +41,25 @@ func threadScheduling(t *testing.T, pid int) map[int][2]int {
 	return out
 }
 
-// realtimeAllowed tries SCHED_RR at prio on a thread of its own, which
-// ends with its goroutine, so the test process itself never runs real-time.
+// realtimeAllowed tries SCHED_RR at prio on the calling thread and puts
+// the thread back, so the test process itself never runs real-time.
 func realtimeAllowed(prio int) bool {
-	ok := make(chan bool)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(prio)}, 0)
-		ok <- err == nil
-	}()
-	return <-ok
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(prio)}, 0) != nil {
+		return false
+	}
+	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0); err != nil {
+		panic(err) // a test thread left real-time
+	}
+	return true
 }
 
-// TestServeRealtime: --realtime puts every thread of the server under
-// SCHED_RR, the threads the runtime starts while it serves included; where
-// the machine does not allow it, the server refuses to start and says how
-// to allow it. Out-of-range priorities are refused before anything starts.
+// TestServeRealtime: --realtime puts the thread reading each UDP socket
+// (one per P, and the server takes two Ps more than CPUs) under SCHED_RR
+// and no other thread; SIP is answered through them. Where the machine
+// does not allow it, the server refuses to start and says how to allow it.
+// Out-of-range priorities are refused.
 func TestServeRealtime(t *testing.T) {
 	for _, bad := range []string{"100", "-1"} {
 		r := cli(t, t.TempDir(), "serve", "--sip", "127.0.0.1:0", "--realtime", bad)
@@ -77,23 +83,57 @@ func TestServeRealtime(t *testing.T) {
 		}
 		return
 	}
+	readers := runtime.NumCPU() + 2
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
+		readers = v
+	}
 	s := startServer(t, dir, "--realtime", "7")
-	s.await(t, `msg="real-time scheduling" policy=SCHED_RR priority=7`)
-	// Work through the running server, so that it runs more goroutines
-	// (and the runtime, if it needs them, more threads).
-	for i := 0; i < 20; i++ {
-		ok(t, dir, "user", "add", "rt"+strconv.Itoa(i), "--password", "secret-rt", "--role", "member")
-		ok(t, dir, "number", "show", "+15551230001")
-		ok(t, dir, "calls", "--number", "+15551230001")
-	}
-	threads := threadScheduling(t, s.cmd.Process.Pid)
-	if len(threads) < 2 {
-		t.Fatalf("server has %d threads", len(threads))
-	}
-	for tid, sched := range threads {
-		if sched != [2]int{2, 7} { // SCHED_RR
-			t.Errorf("thread %d: policy %d priority %d, want SCHED_RR (2) priority 7", tid, sched[0], sched[1])
+	sipAddr := ""
+	for _, f := range strings.Fields(s.await(t, " sip=")) {
+		if v, ok := strings.CutPrefix(f, "sip="); ok {
+			sipAddr = v
 		}
+	}
+	// Each reader says so when it has its thread.
+	deadline := time.After(15 * time.Second)
+	for strings.Count(s.logText(), `msg="SIP receive thread under SCHED_RR"`) < readers {
+		select {
+		case <-s.more:
+		case <-s.exited:
+			t.Fatalf("server exited:\n%s", s.logText())
+		case <-deadline:
+			t.Fatalf("fewer than %d receive threads under SCHED_RR:\n%s", readers, s.logText())
+		}
+	}
+	// SIP through those threads.
+	c, err := net.Dial("udp", sipAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	fmt.Fprintf(c, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-rt1\r\n"+
+		"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: rt1@test\r\nCSeq: 1 OPTIONS\r\n"+
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", sipAddr, port, sipAddr)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+		t.Fatalf("OPTIONS through the real-time readers: %q, %v", buf[:n], err)
+	}
+	rr, other := 0, 0
+	for tid, sched := range threadScheduling(t, s.cmd.Process.Pid) {
+		switch sched {
+		case [2]int{2, 7}: // SCHED_RR, 7
+			rr++
+		case [2]int{0, 0}: // SCHED_OTHER
+			other++
+		default:
+			t.Errorf("thread %d: policy %d priority %d", tid, sched[0], sched[1])
+		}
+	}
+	if rr != readers || other == 0 {
+		t.Errorf("%d threads under SCHED_RR 7 (want %d, the UDP readers), %d on the normal scheduler (want some)", rr, readers, other)
 	}
 	if err := s.stop(syscall.SIGTERM); err != nil {
 		t.Errorf("server exit after SIGTERM: %v", err)

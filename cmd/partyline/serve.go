@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -44,11 +45,13 @@ func newServeCmd(g *globals) *cobra.Command {
 				// held registrations back (bench/reg.sh) for a few MiB.
 				debug.SetGCPercent(400)
 			}
-			if realtime != 0 {
-				if err := setRealtime(realtime); err != nil {
-					return failure{err}
-				}
-				log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", realtime)
+			if realtime < 0 || realtime > 99 {
+				return failure{fmt.Errorf("--realtime %d: give a priority from 1 to 99 (0 leaves SIP on the normal scheduler)", realtime)}
+			}
+			if realtime != 0 && os.Getenv("GOMAXPROCS") == "" {
+				// A real-time receive thread that wakes on a datagram
+				// needs a free P to run on at once: two spare ones.
+				runtime.GOMAXPROCS(runtime.NumCPU() + 2)
 			}
 			if pprofAddr != "" {
 				stopProfiler, err := serveProfiler(pprofAddr, log)
@@ -93,6 +96,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
 			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI
+			sipSrv.Realtime = realtime
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			svc.SendText = sipSrv.SendText
 			svc.Typing = sipSrv.Typing
@@ -129,7 +133,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
 	cmd.Flags().BoolVar(&unsolicitedMWI, "mwi-unsolicited", true, "send message-waiting NOTIFYs to registered phones that did not subscribe")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", os.Getenv("PARTYLINE_PPROF"), "serve Go's profiler (net/http/pprof) on this loopback HOST:PORT, e.g. 127.0.0.1:6060 (env PARTYLINE_PPROF)")
-	cmd.Flags().IntVar(&realtime, "realtime", 0, "run every server thread under SCHED_RR at this priority, 1-99 (as Asterisk's -p): SIP is handled at once on a busy machine; needs root, CAP_SYS_NICE or ulimit -r (0: the normal scheduler)")
+	cmd.Flags().IntVar(&realtime, "realtime", 0, "read SIP over UDP on threads under SCHED_RR at this priority, 1-99: a carrier's call is forked the moment it arrives, even on a busy machine; needs root, CAP_SYS_NICE or ulimit -r (0: the normal scheduler)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }
