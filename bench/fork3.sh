@@ -40,11 +40,10 @@
 #   P99_LIMIT_MS (200), GENERATORS (2: caller SIPps sharing the
 #   rate), FANOUT_RATE (500; 0 skips), ANSWERER (last or first), KEEP=1
 #   keeps the work folder (server log, SIPp logs, data), TRACE=1 adds SIPp
-#   message logs (-trace_msg; slow), REALTIME (the server's real-time
-#   priority, SCHED_RR: `serve --realtime`, for Kamailio real_time=7
-#   rt_policy=1 rt_prio=10 in kamailio.cfg; default 0: the normal
-#   scheduler. With the SIPps on the same cores a real-time server starves
-#   them: see BENCHMARKS.md).
+#   message logs (-trace_msg; slow), REALTIME (SCHED_RR priority of the
+#   server's SIP receive threads, `serve --realtime`; for Kamailio, whose
+#   receivers are its workers, real_time=7 rt_policy=1 rt_prio=10 in
+#   kamailio.cfg; default 0: the normal scheduler).
 # Needs: go, sipp (Debian package sip-tester), jq, bc; root for the fan-out;
 #   kamailio for TARGET=kamailio.
 set -euo pipefail
@@ -208,7 +207,7 @@ echo "load average at start: $load_at_start"
 echo "$TARGET forked calls/s: $(lib_machine), $version"
 echo "server $sip; devices 127.0.0.1:${dev_ports[*]} (ann answers at once, ben and cat ring until cancelled);"
 echo "members rung in the order ${joined[*]}"
-if [ "$REALTIME" != 0 ]; then echo "server under SCHED_RR, priority $REALTIME (REALTIME=0: the normal scheduler)"; else echo "server under the normal scheduler"; fi
+if [ "$REALTIME" != 0 ]; then echo "server's SIP receive threads under SCHED_RR, priority $REALTIME"; else echo "server under the normal scheduler"; fi
 echo "$GENERATORS caller SIPps from 127.0.0.1:${caller_ports[*]} (trusted trunk), BYE right after ACK; $STEP_SECONDS s per step"
 echo "failed: caller calls failed; dev fail: device calls failed; ACKs: ACKs ann's device got (dead-call ACKs not counted)"
 echo "history: calls of the step recorded answered by ann"
