@@ -90,27 +90,37 @@ func (s *Server) forkOnArrival(req *sip.Request, src netip.AddrPort, transport s
 	if !ok {
 		return
 	}
-	s.arrivals.mu.Lock()
-	if _, seen := s.arrivals.m[key]; seen {
-		s.arrivals.mu.Unlock()
+	if s.arrived(key) {
 		return // a retransmission: sipgo's transaction takes it
 	}
 	req.SetSource(src.String())
 	req.SetTransport(transport)
 	f := s.numberFork(req, nil, src, number)
 	if f == nil || !udpOnly(f, 0) {
-		s.arrivals.mu.Unlock()
 		return
 	}
 	a := &arrival{key: key, rung: make(chan struct{}), adopted: make(chan struct{})}
 	f.arrival = a
 	f.rung = 1
+	s.arrivals.mu.Lock()
+	if _, seen := s.arrivals.m[key]; seen {
+		s.arrivals.mu.Unlock()
+		return // the same INVITE, read meanwhile on a sibling socket, won
+	}
+	a.timer = time.AfterFunc(s.AdoptTimeout, func() { s.orphan(f) })
 	s.arrivals.m[key] = f
 	s.arrivals.mu.Unlock()
+	defer close(a.rung) // even if ringing panics: the handler waits for it
 	f.save()
 	f.ring(0)
-	close(a.rung)
-	a.timer = time.AfterFunc(s.AdoptTimeout, func() { s.orphan(f) })
+}
+
+// arrived reports whether an INVITE with this key was forked on arrival.
+func (s *Server) arrived(key string) bool {
+	s.arrivals.mu.Lock()
+	defer s.arrivals.mu.Unlock()
+	_, ok := s.arrivals.m[key]
+	return ok
 }
 
 // udpOnly: every device of the step is reached over UDP.
@@ -170,6 +180,7 @@ func (s *Server) forget(f *fork) {
 // retransmissions have stopped (64*T1), so that they do not fork again.
 func (s *Server) orphan(f *fork) {
 	a := f.arrival
+	<-a.rung
 	s.arrivals.mu.Lock()
 	if a.taken {
 		s.arrivals.mu.Unlock()

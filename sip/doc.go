@@ -1,7 +1,9 @@
 // Package sip is partyline's SIP side: the UDP and TCP listeners, the one
 // admission pipeline every message passes (admission.go), digest
 // authentication, the registrar, the forking proxy for shared numbers and
-// its in-dialog routing (proxy.go, route.go, dialog.go), voicemail
+// its in-dialog routing (proxy.go, route.go, dialog.go), forking a
+// carrier's call on the thread that read it (arrival.go) and real-time
+// receive threads (realtime_linux.go), voicemail
 // (voicemail.go) and message waiting (mwi.go), and texts (message.go). It
 // wraps github.com/emiago/sipgo; no sipgo type leaves this package.
 //
@@ -18,5 +20,7 @@
 //     of the shared number it goes out as (calls and texts alike);
 //   - a text from a trunk is answered 200 only after it is stored;
 //   - finished transactions are kept 5 s (Kamailio's wait timer), not
-//     64*T1: later retransmissions are handled as stray messages.
+//     64*T1: later retransmissions are handled as stray messages;
+//   - a call is forked once: an INVITE forked on arrival and its
+//     retransmissions are left to the transaction its handler adopts.
 package sip
