@@ -2,7 +2,6 @@ package sip
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -23,30 +22,6 @@ func trunkInvite(e *env, port int, callID, branch string) string {
 		testNumber, e.addr, port, branch, testNumber, callID, port)
 }
 
-// readStatus reads from the peer until a response with code arrives.
-func (p *udpPeer) readStatus(code int, wait time.Duration) bool {
-	buf := make([]byte, 65536)
-	deadline := time.Now().Add(wait)
-	for i := 0; i < 20; i++ {
-		p.conn.SetReadDeadline(deadline)
-		n, _, err := p.conn.ReadFromUDP(buf)
-		if err != nil {
-			return false
-		}
-		if strings.HasPrefix(string(buf[:n]), fmt.Sprintf("SIP/2.0 %d ", code)) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *udpPeer) send(e *env, msg string) {
-	p.t.Helper()
-	if _, err := p.conn.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(e.addr)); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
 // TestForkOnArrivalRetransmissions: a carrier's INVITE is forked as it
 // arrives; the same INVITE again, at once and after the call rings, rings
 // nobody twice; the caller's CANCEL still reaches every branch through the
@@ -65,7 +40,7 @@ func TestForkOnArrivalRetransmissions(t *testing.T) {
 	carrier.send(e, inv)
 	recv(t, alice.invites, "alice's INVITE")
 	recv(t, bob.invites, "bob's INVITE")
-	if !carrier.readStatus(180, 5*time.Second) {
+	if carrier.await(5*time.Second, func(line string) bool { return strings.HasPrefix(line, "SIP/2.0 180 ") }) == "" {
 		t.Fatal("no 180 relayed to the carrier")
 	}
 	e.srv.arrivals.mu.Lock()

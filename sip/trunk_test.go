@@ -29,19 +29,29 @@ func (p *udpPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
 // ("" when nothing arrives within wait).
 func (p *udpPeer) ask(e *env, msg string, wait time.Duration) string {
 	p.t.Helper()
+	p.send(e, msg)
+	return p.await(wait, func(line string) bool { return !strings.HasPrefix(line, "SIP/2.0 1") })
+}
+
+func (p *udpPeer) send(e *env, msg string) {
+	p.t.Helper()
 	if _, err := p.conn.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(e.addr)); err != nil {
 		p.t.Fatal(err)
 	}
+}
+
+// await reads until a message whose first line want accepts arrives and
+// returns that line ("" when none does within wait; at most 20 messages).
+func (p *udpPeer) await(wait time.Duration, want func(line string) bool) string {
 	buf := make([]byte, 65536)
 	deadline := time.Now().Add(wait)
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 20; i++ {
 		p.conn.SetReadDeadline(deadline)
 		n, _, err := p.conn.ReadFromUDP(buf)
 		if err != nil {
 			return ""
 		}
-		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
-		if !strings.HasPrefix(line, "SIP/2.0 1") {
+		if line, _, _ := strings.Cut(string(buf[:n]), "\r\n"); want(line) {
 			return line
 		}
 	}
