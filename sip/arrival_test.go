@@ -2,6 +2,7 @@ package sip
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -95,6 +96,59 @@ func TestForkOnArrivalOrphan(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), "never got its transaction") {
 		t.Errorf("orphan not logged:\n%s", e.log)
+	}
+	e.noPanics()
+}
+
+// TestForkOnArrivalTCPCaller: a carrier's INVITE over TCP is forked on
+// arrival too (to UDP devices), its provisional comes back on the
+// connection, and its CANCEL reaches every branch.
+func TestForkOnArrivalTCPCaller(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := newDevice(t, e, "alice", "udp")
+	bob := newDevice(t, e, "bob", "udp")
+	numberWith(t, e, "alice", "bob")
+	conn, err := net.Dial("tcp", e.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().(*net.TCPAddr)
+	if err := e.dir.AddTrunk("", "carrier", local.String(), []string{local.String()}); err != nil {
+		t.Fatal(err)
+	}
+	inv := strings.Replace(trunkInvite(e, local.Port, "arrival-tcp@test", "z9hG4bK-arrtcp"), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
+	if _, err := conn.Write([]byte(inv)); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, bob.invites, "bob's INVITE")
+	// The 180 on the connection (a bounded read: 5 s, 64 KiB).
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), "SIP/2.0 180 ") && len(got) < 64<<10 {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no 180 over TCP: %v (read %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	e.srv.arrivals.mu.Lock()
+	forked := len(e.srv.arrivals.m)
+	e.srv.arrivals.mu.Unlock()
+	if forked != 1 {
+		t.Fatalf("%d calls forked on arrival, want 1", forked)
+	}
+	cancel := strings.Replace(strings.Replace(inv, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1)
+	if _, err := conn.Write([]byte(cancel)); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, alice.cancels, "alice's CANCEL")
+	recv(t, bob.cancels, "bob's CANCEL")
+	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
+	if o := outcomes(c); len(c.Branches) != 2 || o["alice"] != inbox.BranchCallerCancelled || o["bob"] != inbox.BranchCallerCancelled {
+		t.Fatalf("history: %+v", c)
 	}
 	e.noPanics()
 }
