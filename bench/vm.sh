@@ -111,6 +111,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 )
 
@@ -188,18 +189,6 @@ func wav(path string) []int16 {
 	return nil
 }
 
-func equal(a, b []int16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func main() {
 	fr, pos := frames(os.Args[1])
 	var total, held, early, lost, worst int
@@ -211,7 +200,7 @@ func main() {
 		// The message starts at the first frame the recorder took: find it.
 		start := -1
 		for k := range fr {
-			if len(rec) >= len(fr[k]) && equal(rec[:len(fr[k])], fr[k]) {
+			if len(rec) >= len(fr[k]) && slices.Equal(rec[:len(fr[k])], fr[k]) {
 				start = k
 				break
 			}
@@ -226,7 +215,7 @@ func main() {
 		miss := 0
 		for j := start; j < len(fr); j++ {
 			at := pos[j] - pos[start]
-			if at+len(fr[j]) <= len(rec) && equal(rec[at:at+len(fr[j])], fr[j]) {
+			if at+len(fr[j]) <= len(rec) && slices.Equal(rec[at:at+len(fr[j])], fr[j]) {
 				held++
 			} else {
 				miss++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,21 +279,9 @@ func TestFrame(t *testing.T) {
 		kinds = append(kinds, kind)
 		buf = buf[n:]
 	}
-	if want := []frameKind{frameMessage, framePing, frameMessage}; !equalKinds(kinds, want) {
+	if want := []frameKind{frameMessage, framePing, frameMessage}; !slices.Equal(kinds, want) {
 		t.Fatalf("stream framed as %v, want %v", kinds, want)
 	}
-}
-
-func equalKinds(a, b []frameKind) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestStreamConn drives the TCP wrapper through a real connection: a ping

@@ -101,15 +101,12 @@ type branch struct {
 // inviteNumber forks an INVITE to a shared number, or goes on with the
 // fork started when it arrived.
 func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) {
-	if f := s.adopt(req, tx); f != nil {
-		f.tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
-		f.run()
-		return
-	}
-	f := s.numberFork(req, tx, src, number)
+	f := s.adopt(req, tx)
 	if f == nil {
-		s.respond(tx, req, 404, "Not Found")
-		return
+		if f = s.numberFork(req, tx, src, number); f == nil {
+			s.respond(tx, req, 404, "Not Found")
+			return
+		}
 	}
 	f.start()
 }
@@ -144,9 +141,12 @@ func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src neti
 	return f
 }
 
-// start records the call and rings until it is settled.
+// start records the call (a fork started on arrival has already) and
+// rings until it is settled.
 func (f *fork) start() {
-	f.save()
+	if f.arrival == nil {
+		f.save()
+	}
 	f.tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
 	f.run()
 }
