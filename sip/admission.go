@@ -163,15 +163,17 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	if req.Via() == nil {
 		return drop, nil // nowhere to send an answer
 	}
-	for _, name := range []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards"} {
-		switch n := len(req.GetHeaders(name)); {
-		case n == 0:
+	counts := countHeaders(req)
+	for i, name := range singleHeaders[:len(singleHeaders)-1] {
+		switch counts[i] {
+		case 0:
 			return reply, s.response(req, 400, "Missing "+name)
-		case n > 1:
+		case 1:
+		default:
 			return reply, s.response(req, 400, "Duplicate "+name)
 		}
 	}
-	if len(req.GetHeaders("Content-Length")) > 1 {
+	if counts[len(singleHeaders)-1] > 1 {
 		return reply, s.response(req, 400, "Duplicate Content-Length")
 	}
 	if req.Method == sip.REGISTER && (!aorScheme(req.To().Address.Scheme) || !aorScheme(req.From().Address.Scheme)) {
@@ -243,6 +245,24 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 		*out = req
 	}
 	return pass, data
+}
+
+// singleHeaders appear once in a request: all but the last (Content-
+// Length, which may be left out) must.
+var singleHeaders = [...]string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length"}
+
+// countHeaders counts the singleHeaders of req, in one pass.
+func countHeaders(req *sip.Request) (n [len(singleHeaders)]int) {
+	for _, h := range req.Headers() {
+		name := h.Name()
+		for i, single := range singleHeaders {
+			if strings.EqualFold(name, single) {
+				n[i]++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // admitResponse is stages 2–3 for a response: one that does not parse or
@@ -422,8 +442,16 @@ func rawAnswer(data []byte, code int, reason string) []byte {
 
 // tidied are the headers whose parameters sipgo reads: From, To, Via,
 // Contact, Route, Record-Route (with their compact forms).
-var tidied = map[string]bool{"via": true, "v": true, "from": true, "f": true, "to": true, "t": true,
-	"contact": true, "m": true, "route": true, "record-route": true}
+// tidiedHeader reports whether tidyHeaders tidies the header named name,
+// and whether it is a Via.
+func tidiedHeader(name []byte) (tidied, via bool) {
+	for _, n := range [...]string{"via", "v", "from", "f", "to", "t", "contact", "m", "route", "record-route"} {
+		if len(name) == len(n) && strings.EqualFold(string(name), n) {
+			return true, n[0] == 'v'
+		}
+	}
+	return false, false
+}
 
 // tidyHeaders removes the linear white space RFC 3261 allows around ';',
 // '=' and ',' (and '/' in Via) in the tidied headers, joins their folded
@@ -442,6 +470,7 @@ func tidyHeaders(data []byte) []byte {
 	}
 	head := data[:end+2] // every header line ends with its CRLF
 	var out []byte
+	var scratch [512]byte // a tidied line, when it fits
 	for pos := first + 2; pos < len(head); {
 		lineEnd := headerEnd(head, pos)
 		if lineEnd < 0 {
@@ -450,10 +479,11 @@ func tidyHeaders(data []byte) []byte {
 		raw := head[pos:lineEnd]
 		name, value, ok := bytes.Cut(raw, []byte(":"))
 		line := raw
-		if n := string(bytes.TrimSpace(name)); ok && tidied[strings.ToLower(n)] {
-			via := strings.EqualFold(n, "via") || strings.EqualFold(n, "v")
-			if t := n + ": " + tidyValue(string(value), via); t != string(raw) {
-				line = []byte(t)
+		name = bytes.TrimSpace(name)
+		if tidied, via := tidiedHeader(name); ok && tidied {
+			t := append(append(scratch[:0], name...), ": "...)
+			if t = appendTidy(t, value, via); !bytes.Equal(t, raw) {
+				line = t
 			}
 		}
 		if out == nil && !bytes.Equal(line, raw) {
@@ -499,8 +529,7 @@ func withRport(msg []byte) []byte {
 			pos = lineEnd + 2
 			continue
 		}
-		name := strings.TrimSpace(string(header[:colon]))
-		if !strings.EqualFold(name, "via") && !strings.EqualFold(name, "v") {
+		if _, via := tidiedHeader(bytes.TrimSpace(header[:colon])); !via {
 			pos = lineEnd + 2
 			continue
 		}
@@ -520,10 +549,12 @@ func withRport(msg []byte) []byte {
 				break
 			}
 		}
-		params := strings.Split(string(msg[start:stop]), ";")
-		for _, p := range params[1:] {
-			name, _, _ := strings.Cut(p, "=")
-			if strings.EqualFold(strings.Trim(name, " \t\r\n"), "rport") {
+		_, params, _ := bytes.Cut(msg[start:stop], []byte(";"))
+		for len(params) > 0 {
+			var p []byte
+			p, params, _ = bytes.Cut(params, []byte(";"))
+			name, _, _ := bytes.Cut(p, []byte("="))
+			if bytes.EqualFold(bytes.Trim(name, " \t\r\n"), []byte("rport")) {
 				return msg
 			}
 		}
@@ -557,25 +588,24 @@ func headerEnd(head []byte, pos int) int {
 	}
 }
 
-// tidyValue is tidyHeaders for one header value (folds included).
-func tidyValue(v string, via bool) string {
-	var b strings.Builder
-	b.Grow(len(v))
+// appendTidy appends header value v, tidied as tidyHeaders says (folds
+// included), to dst.
+func appendTidy(dst, v []byte, via bool) []byte {
 	quoted, angle, space, afterSep := false, false, false, true
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
 		case quoted:
-			b.WriteByte(c)
+			dst = append(dst, c)
 			if c == '\\' && i+1 < len(v) {
 				i++
-				b.WriteByte(v[i])
+				dst = append(dst, v[i])
 			} else if c == '"' {
 				quoted = false
 			}
 			continue
 		case angle:
-			b.WriteByte(c)
+			dst = append(dst, c)
 			angle = c != '>'
 			continue
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
@@ -584,13 +614,13 @@ func tidyValue(v string, via bool) string {
 		}
 		sep := c == ';' || c == '=' || c == ',' || (via && c == '/')
 		if space && !sep && !afterSep {
-			b.WriteByte(' ')
+			dst = append(dst, ' ')
 		}
 		space, afterSep = false, sep
-		b.WriteByte(c)
+		dst = append(dst, c)
 		quoted, angle = c == '"', c == '<'
 	}
-	return b.String()
+	return dst
 }
 
 // eachHeader calls fn for each header of a header block (start line

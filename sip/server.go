@@ -1,22 +1,22 @@
 package sip
 
 import (
-	"runtime"
-	"syscall"
-
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/sys/unix"
 
 	"github.com/partyline/partyline/location"
 	"github.com/partyline/partyline/media"
@@ -112,7 +112,8 @@ type Server struct {
 	registering chan struct{}    // bounds stateless REGISTERs in flight
 	trackMu     sync.Mutex       // guards draining against wg.Add
 	draining    bool             // Serve is stopping: goTracked refuses
-	udp         []net.PacketConn // one per listen address (Addrs)
+	udp         []net.PacketConn // one per listen address
+	addrs       []netip.AddrPort // their addresses (Addrs)
 	udpSiblings []net.PacketConn // more readers on the same ports
 	tcp         []net.Listener
 
@@ -283,6 +284,7 @@ func (s *Server) bind(addr string) error {
 			return fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
 		s.udp = append(s.udp, s.wrapUDP(pc))
+		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
 		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
 		for i := 1; i < runtime.GOMAXPROCS(0); i++ {
 			sib, err := lc.ListenPacket(ctx, "udp", pc.LocalAddr().String())
@@ -319,11 +321,7 @@ func reusePort(network, address string, c syscall.RawConn) error {
 
 // Addrs are the bound addresses (each on UDP and TCP).
 func (s *Server) Addrs() []netip.AddrPort {
-	var out []netip.AddrPort
-	for _, pc := range s.udp {
-		out = append(out, pc.LocalAddr().(*net.UDPAddr).AddrPort())
-	}
-	return out
+	return slices.Clip(s.addrs) // read on every request: not copied
 }
 
 func (s *Server) closeSockets() {
