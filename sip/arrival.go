@@ -111,8 +111,7 @@ func (s *Server) forkOnArrival(req *sip.Request, src netip.AddrPort, transport s
 	s.arrivals.m[key] = f
 	s.arrivals.mu.Unlock()
 	defer close(a.rung) // even if ringing panics: the handler waits for it
-	f.save()
-	f.ring(0)
+	f.ring(0)           // and records the call
 }
 
 // arrived reports whether an INVITE with this key was forked on arrival.

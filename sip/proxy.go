@@ -77,8 +77,9 @@ type fork struct {
 	best        *sip.Response // best failure so far
 	events      chan struct{}
 
-	arrival *arrival // set when forked on arrival (arrival.go)
-	rung    int      // steps rung before run (on arrival: the first)
+	tmpl    *sip.Request // what every branch INVITE shares (branchRequest)
+	arrival *arrival     // set when forked on arrival (arrival.go)
+	rung    int          // steps rung before run (on arrival: the first)
 }
 
 type branch struct {
@@ -244,6 +245,39 @@ func (f *fork) rewrite(r *sip.Request) {
 	if f.pai != "" {
 		r.AppendHeader(sip.NewHeader("P-Asserted-Identity", f.pai))
 	}
+}
+
+// branchRequest builds the INVITE for one device. Every branch of a call
+// shares one copy of the caller's INVITE, rewritten once (Server's
+// branchRequest, then rewrite), and takes its header values as they are:
+// once built, a branch's request is only read (by sipgo's transaction, and
+// by cancelFor), so the branches differ only in Request-URI and Via, and
+// a call to ten devices copies the caller's INVITE once, not ten times.
+func (f *fork) branchRequest(b location.Binding) (*sip.Request, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(b.Contact, &ruri); err != nil {
+		return nil, fmt.Errorf("contact %q: %w", b.Contact, err)
+	}
+	if f.tmpl == nil {
+		// Only ring builds branches, one step after the other.
+		t, err := f.s.branchRequest(f.req, b)
+		if err != nil {
+			return nil, err
+		}
+		t.RemoveHeader("Via") // ours, made per branch below
+		f.rewrite(t)
+		f.tmpl = t
+	}
+	r := sip.NewRequest(f.tmpl.Method, ruri)
+	r.SipVersion = f.tmpl.SipVersion
+	host, port := f.s.advertised(f.req)
+	f.s.viaTo(r, host, port, strings.ToUpper(b.Transport), b.Source)
+	for _, h := range f.tmpl.Headers() {
+		r.AppendHeader(h)
+	}
+	r.SetBody(f.tmpl.Body())
+	r.SetSource(f.tmpl.Source())
+	return r, nil
 }
 
 func (f *fork) poke() {
@@ -414,23 +448,32 @@ func (f *fork) awaitSettled() {
 	f.mu.Unlock()
 }
 
-// ring starts one branch per device of every person of the step.
+// ring starts one branch per device of every person of the step. The
+// branch INVITEs go out one right after the other; what each needs only
+// afterwards (its watcher, the record's write) waits until the last has
+// left, as the fan-out is part of the delay a caller hears before ringing.
 func (f *fork) ring(step int) {
 	now := f.s.Now()
+	var started []*branch
+	defer func() {
+		for _, b := range started {
+			go b.watch()
+		}
+		f.save()
+		f.poke()
+	}()
 	for _, person := range f.plan.Batches[step] {
 		for _, bnd := range person.Devices {
-			breq, err := f.s.branchRequest(f.req, bnd)
+			breq, err := f.branchRequest(bnd)
 			if err != nil {
 				f.s.Log.Warn("bad binding", "user", person.User, "error", err)
 				continue
 			}
-			f.rewrite(breq)
 			f.mu.Lock()
 			if f.answered || f.cancelled {
 				// Answered (or cancelled) while this step was still
 				// starting: the rest of it never rings.
 				f.mu.Unlock()
-				f.save()
 				return
 			}
 			b := &branch{f: f, idx: len(f.rec.Branches), user: person.User, binding: bnd, req: breq, acked: make(chan struct{})}
@@ -438,24 +481,32 @@ func (f *fork) ring(step int) {
 				Source: bnd.Source, Transport: bnd.Transport, StartedAt: now, Outcome: inbox.BranchRinging})
 			f.branches = append(f.branches, b)
 			f.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			tx, err := f.s.client.TransactionRequest(ctx, breq, keepAsBuilt)
-			cancel()
+			tx, err := f.s.branchTransaction(breq)
 			if err != nil {
 				f.mu.Lock()
 				b.done = true
 				f.endBranch(b, inbox.BranchUnreachable, 0)
 				f.mu.Unlock()
-				f.poke()
 				continue
 			}
 			b.tx = tx
 			tx.OnRetransmission(func(res *sip.Response) { f.s.relayStateless(res) })
-			go b.watch()
+			started = append(started, b)
 		}
 	}
-	f.save()
-	f.poke()
+}
+
+// branchTransaction sends a branch's INVITE in a client transaction. Over
+// UDP that never waits (the device's address is an IP and port, and the
+// socket is ours); over TCP or TLS it may connect first, for at most 10 s.
+func (s *Server) branchTransaction(r *sip.Request) (sip.ClientTransaction, error) {
+	ctx := context.Background()
+	if r.Transport() != "UDP" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	return s.client.TransactionRequest(ctx, r, keepAsBuilt)
 }
 
 // keepAsBuilt is a no-op option: it stops sipgo from building headers, as
