@@ -43,7 +43,9 @@
 #   message logs (-trace_msg; slow), REALTIME (SCHED_RR priority of the
 #   server's SIP receive threads, `serve --realtime`; for Kamailio, whose
 #   receivers are its workers, real_time=7 rt_policy=1 rt_prio=10 in
-#   kamailio.cfg; default 0: the normal scheduler).
+#   kamailio.cfg; default 0: the normal scheduler), FANOUT_DUMP (a file for
+#   every call of the fan-out step: the INVITE's kernel time in Unix ns, its
+#   source port, first and last branch out in ns after it).
 # Needs: go, sipp (Debian package sip-tester), jq, bc; root for the fan-out;
 #   kamailio for TARGET=kamailio.
 set -euo pipefail
@@ -221,7 +223,7 @@ if [ "$FANOUT_RATE" -gt 0 ]; then
 	else
 		in_ports=$(IFS=,; echo "${caller_ports[*]}")
 		out_ports=$(IFS=,; echo "${dev_ports[*]}")
-		"$work/fanout" -server "$sport" -in "$in_ports" -out "$out_ports" -for "$((STEP_SECONDS + 30))s" \
+		"$work/fanout" -server "$sport" -in "$in_ports" -out "$out_ports" -for "$((STEP_SECONDS + 30))s" -dump "${FANOUT_DUMP:-}" \
 			>"$work/fanout.out" 2>"$work/fanout.err" &
 		capture=$!
 		# The capture prints one line when its socket is open; a bounded wait.

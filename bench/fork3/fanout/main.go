@@ -69,6 +69,7 @@ func ports(s string) map[int]bool {
 // call is what was seen of one Call-ID.
 type call struct {
 	in   time.Time
+	src  int               // the caller's port
 	outs map[int]time.Time // first INVITE to each device port
 }
 
@@ -77,6 +78,7 @@ func main() {
 	in := flag.String("in", "", "the callers' UDP ports, comma-separated")
 	out := flag.String("out", "", "the devices' UDP ports, comma-separated")
 	limit := flag.Duration("for", 30*time.Second, "stop after this long")
+	dump := flag.String("dump", "", "also write each call to this file: the INVITE's kernel time (Unix ns), its source port, first and last branch out (ns after it)")
 	flag.Parse()
 	inPorts, outPorts := ports(*in), ports(*out)
 	if *server == 0 || len(inPorts) == 0 || len(outPorts) == 0 {
@@ -98,6 +100,7 @@ func main() {
 	fmt.Fprintln(os.Stderr, "fanout: capturing")
 
 	calls := map[string]*call{}
+	var rows []byte // for -dump
 	var first, last []time.Duration
 	buf := make([]byte, 1<<16)
 	oob := make([]byte, 256)
@@ -124,7 +127,7 @@ func main() {
 		switch {
 		case dst == *server && inPorts[src]:
 			if calls[id] == nil {
-				calls[id] = &call{in: ts, outs: map[int]time.Time{}}
+				calls[id] = &call{in: ts, src: src, outs: map[int]time.Time{}}
 			}
 		case src == *server && outPorts[dst]:
 			c := calls[id]
@@ -142,6 +145,9 @@ func main() {
 				}
 				first = append(first, lo.Sub(c.in))
 				last = append(last, hi.Sub(c.in))
+				if *dump != "" {
+					rows = fmt.Appendf(rows, "%d %d %d %d\n", c.in.UnixNano(), c.src, lo.Sub(c.in), hi.Sub(c.in))
+				}
 				c.in = time.Time{} // done; the entry stays to ignore retransmissions
 			}
 		}
@@ -150,6 +156,11 @@ func main() {
 	for _, c := range calls {
 		if !c.in.IsZero() {
 			incomplete++
+		}
+	}
+	if *dump != "" {
+		if err := os.WriteFile(*dump, rows, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "fanout:", err)
 		}
 	}
 	received, drops := stats(fd)
