@@ -45,9 +45,11 @@
 #   receivers are its workers, real_time=7 rt_policy=1 rt_prio=10 in
 #   kamailio.cfg; default 0: the normal scheduler), FANOUT_DUMP (a file for
 #   every call of the fan-out step: the INVITE's kernel time in Unix ns, its
-#   source port, first and last branch out in ns after it).
+#   source port, first and last branch out in ns after it), GOTRACE (a
+#   file for Go's runtime trace of the server during the fan-out step, from
+#   `serve --pprof`; partyline only; read it with bench/readerwait).
 # Needs: go, sipp (Debian package sip-tester), jq, bc; root for the fan-out;
-#   kamailio for TARGET=kamailio.
+#   kamailio for TARGET=kamailio; curl for GOTRACE.
 set -euo pipefail
 
 TARGET=${TARGET:-partyline}
@@ -95,6 +97,7 @@ for _ in $(seq "$GENERATORS"); do lib_free_port 1; caller_ports+=("$port"); done
 users=(ann ben cat) # ann's device answers; the devices' ports in this order
 joined=(ben cat ann)
 [ "${ANSWERER:-last}" = first ] && joined=(ann ben cat)
+pprof=() # --pprof ADDR when GOTRACE is set
 if [ "$TARGET" = partyline ]; then
 	# Workspace: three members, the number, a trunk trusting the callers' ports.
 	"$bin" --data "$data" number add "$NUMBER" >/dev/null
@@ -105,7 +108,12 @@ if [ "$TARGET" = partyline ]; then
 	allow=()
 	for p in "${caller_ports[@]}"; do allow+=(--allow "127.0.0.1:$p"); done
 	"$bin" --data "$data" trunk add carrier --address "127.0.0.1:${caller_ports[0]}" "${allow[@]}" >/dev/null
-	lib_start_partyline "$bin" "$data" --realtime "$REALTIME"
+	if [ -n "${GOTRACE:-}" ]; then
+		lib_ports_snapshot
+		lib_free_port
+		pprof=(--pprof "127.0.0.1:$port")
+	fi
+	lib_start_partyline "$bin" "$data" --realtime "$REALTIME" "${pprof[@]}"
 else
 	# kamailio.cfg: passwords "password-USER", members rung ben, cat, ann.
 	[ "${ANSWERER:-last}" = last ] || { echo "fork3.sh: kamailio.cfg rings ann last only" >&2; exit 2; }
@@ -229,7 +237,13 @@ if [ "$FANOUT_RATE" -gt 0 ]; then
 		# The capture prints one line when its socket is open; a bounded wait.
 		for _ in $(seq 50); do grep -q capturing "$work/fanout.err" && break; sleep 0.1; done
 		echo "fan-out step at $FANOUT_RATE calls/s on the fresh server, packet capture running:"
+		tracer=""
+		if [ ${#pprof[@]} -gt 0 ]; then
+			curl -s -o "$GOTRACE" "http://${pprof[1]}/debug/pprof/trace?seconds=$STEP_SECONDS" &
+			tracer=$!
+		fi
 		step "fanout" "$FANOUT_RATE"
+		[ -z "$tracer" ] || wait "$tracer" || echo "fork3.sh: no runtime trace in $GOTRACE" >&2
 		kill -TERM "$capture" 2>/dev/null || true
 		wait "$capture" || true
 		capture=""
