@@ -51,7 +51,7 @@ func main() {
 		os.Exit(1)
 	}
 	readers := map[trace.GoID]bool{}
-	since := map[trace.GoID]wait{}      // runnable since, and why
+	since := map[trace.GoID]wait{}     // runnable since, and why
 	syscall := map[trace.GoID]string{} // the system call a goroutine is in
 	var waits []wait
 	var t0 trace.Time
