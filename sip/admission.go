@@ -440,10 +440,9 @@ func rawAnswer(data []byte, code int, reason string) []byte {
 	return []byte(b.String())
 }
 
-// tidied are the headers whose parameters sipgo reads: From, To, Via,
-// Contact, Route, Record-Route (with their compact forms).
-// tidiedHeader reports whether tidyHeaders tidies the header named name,
-// and whether it is a Via.
+// tidiedHeader reports whether tidyHeaders tidies the header named name
+// (those whose parameters sipgo reads: From, To, Via, Contact, Route,
+// Record-Route, and their compact forms), and whether it is a Via.
 func tidiedHeader(name []byte) (tidied, via bool) {
 	for _, n := range [...]string{"via", "v", "from", "f", "to", "t", "contact", "m", "route", "record-route"} {
 		if len(name) == len(n) && strings.EqualFold(string(name), n) {
