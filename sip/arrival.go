@@ -111,7 +111,8 @@ func (s *Server) forkOnArrival(req *sip.Request, src netip.AddrPort, transport s
 	s.arrivals.m[key] = f
 	s.arrivals.mu.Unlock()
 	defer close(a.rung) // even if ringing panics: the handler waits for it
-	f.ring(0)           // and records the call
+	// The first step's INVITEs go out, then the call's record is queued.
+	f.ring(0)
 }
 
 // arrived reports whether an INVITE with this key was forked on arrival.
