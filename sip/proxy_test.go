@@ -283,11 +283,23 @@ func TestForkFirstAnswerWins(t *testing.T) {
 			t.Log(e.log.String())
 		}
 	})
+	branches := map[string]string{} // our Via branch: whose INVITE
 	for _, d := range []*device{alice, bob, carol} {
 		inv := recv(t, d.invites, d.user+"'s INVITE")
 		if inv.RecordRoute() == nil || inv.MaxForwards().Val() != 69 {
 			t.Fatalf("%s's INVITE lacks Record-Route or a decremented Max-Forwards:\n%s", d.user, inv)
 		}
+		// The branches share the rest of the caller's INVITE; each has its
+		// own Request-URI, and our Via on top, for its transport, with a
+		// branch of its own, above the carrier's.
+		vias := inv.GetHeaders("Via")
+		top, ok := inv.Via(), len(vias) == 2
+		branch := top.Params.GetOr("branch", "")
+		if !ok || inv.Recipient.User != d.user || !strings.EqualFold(top.Transport, map[bool]string{true: "TCP", false: "UDP"}[d == bob]) ||
+			!strings.HasPrefix(branch, branchPrefix) || branches[branch] != "" || vias[1].(*sip.ViaHeader).Params.GetOr("branch", "") == branch {
+			t.Fatalf("%s's INVITE: Request-URI or Vias not its own (branch %q also %q's):\n%s", d.user, branch, branches[branch], inv)
+		}
+		branches[branch] = d.user
 		if inv.From().DisplayName != "Grace Hopper" {
 			t.Fatalf("%s's phone shows %q, want the address book's name", d.user, inv.From().DisplayName)
 		}
