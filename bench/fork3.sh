@@ -239,7 +239,7 @@ if [ "$FANOUT_RATE" -gt 0 ]; then
 		echo "fan-out step at $FANOUT_RATE calls/s on the fresh server, packet capture running:"
 		tracer=""
 		if [ ${#pprof[@]} -gt 0 ]; then
-			curl -s -o "$GOTRACE" "http://${pprof[1]}/debug/pprof/trace?seconds=$STEP_SECONDS" &
+			curl -s --max-time "$((STEP_SECONDS + 30))" -o "$GOTRACE" "http://${pprof[1]}/debug/pprof/trace?seconds=$STEP_SECONDS" &
 			tracer=$!
 		fi
 		step "fanout" "$FANOUT_RATE"
