@@ -36,13 +36,9 @@ root=$BENCH_ROOT
 command -v sipp >/dev/null || { echo "reg.sh: sipp not found: apt-get install sip-tester" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/partyline-bench.XXXXXX)
-sipps=()
-cleanup() {
-	for p in "${sipps[@]}" ${perf_pid:-}; do kill "$p" 2>/dev/null || true; done
-	lib_stop_server
-	if [ "${KEEP:-}" = 1 ] || [ "${PERF:-}" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+pids=()
+[ "${PERF:-}" = 1 ] && KEEP=1 # the recordings stay for perf-groups.sh
+trap 'lib_cleanup "${perf_pid:-}"' EXIT
 trap 'exit 130' INT TERM
 
 load_at_start=$(lib_load)
@@ -82,7 +78,7 @@ printf '%8s %9s %9s %7s %6s %6s %11s %9s %10s %10s %8s %s\n' target achieved cal
 next_port=20000
 n=0
 step() {
-	local rate=$1 g p rc codes=""
+	local rate=$1 g codes=""
 	n=$((n + 1))
 	lib_ports_snapshot
 	local per=$((rate / GENERATORS))
@@ -90,7 +86,6 @@ step() {
 	local step=$work/step-$n-$rate
 	mkdir -p "$step"
 	lib_measure_begin
-	sipps=()
 	if [ "${PERF:-}" = 1 ]; then
 		# perf's own CPU then counts as the generators'.
 		perf record -q -F 499 -g -p "$server" -o "$step/perf.data" -- sleep "$STEP_SECONDS" 2>/dev/null &
@@ -102,14 +97,9 @@ step() {
 		(cd "$step/$g" && exec sipp -sf "$scenario" -inf "$work/users.csv" "$sip" -t "$TRANSPORT" \
 			-i 127.0.0.1 -p "$port" -mi 127.0.0.1 -r "$per" -m "$count" "${RTT_FLAGS[@]}" \
 			-timeout "$((STEP_SECONDS + 10))s" -timeout_error -nostdin >stdout 2>stderr) &
-		sipps+=($!)
+		pids+=($!)
 	done
-	for p in "${sipps[@]}"; do
-		rc=0
-		wait "$p" || rc=$?
-		codes="$codes $rc"
-	done
-	sipps=()
+	lib_wait_pids
 	lib_measure_end
 	if [ "${PERF:-}" = 1 ]; then wait "$perf_pid" || true; fi
 	sipp_totals "$step"/*/
