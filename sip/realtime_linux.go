@@ -6,6 +6,8 @@ import (
 	"net"
 	"runtime"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,6 +54,32 @@ func setThreadRealtime(prio int) error {
 	return nil
 }
 
+// How a real-time reader waits for its socket: for at most rtQuiet before
+// leaving it to Go's poller; when it keeps its P (Server.holdP), in
+// pollSlice steps.
+const (
+	rtQuiet   = 250 * time.Millisecond
+	pollSlice = 10 * time.Millisecond
+)
+
+// pollHoldingP waits up to d for fd to be readable without telling the Go
+// scheduler, so the goroutine keeps its P while the thread sleeps in the
+// kernel: a datagram then runs Go code the moment the thread wakes,
+// instead of first asking the scheduler for a P, which under load (and in
+// every GC mark phase, when idle Ps run mark workers) took milliseconds.
+// The scheduler still sees a running goroutine: a preemption request (a
+// signal) ends the wait with EINTR and the caller's next function call
+// yields, so neither the GC nor sysmon waits on it.
+func pollHoldingP(fd int, d time.Duration) (int, error) {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	ts := unix.NsecToTimespec(int64(d))
+	r, _, e := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
 // rtReader is the real-time half of a packetConn.
 type rtReader struct {
 	raw      syscall.RawConn
@@ -96,6 +124,7 @@ func (c *packetConn) readRealtime(b []byte) (int, net.Addr, error) {
 	var n int
 	var from unix.Sockaddr
 	var rerr error
+	var waited time.Duration
 	err := c.rt.raw.Read(func(fd uintptr) bool {
 		for {
 			n, from, rerr = unix.Recvfrom(int(fd), b, 0)
@@ -104,11 +133,27 @@ func (c *packetConn) readRealtime(b []byte) (int, net.Addr, error) {
 			}
 			// Wait in the kernel, this thread ours; after a quarter second of quiet
 			// let Go's poller wait instead, which also notices a close.
-			k, perr := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 250)
-			if errors.Is(perr, unix.EINTR) || (perr == nil && k > 0) {
-				continue
+			if waited >= rtQuiet {
+				waited = 0
+				return false
 			}
-			return false
+			var k int
+			var perr error
+			if c.s.holdP {
+				k, perr = pollHoldingP(int(fd), pollSlice)
+				waited += pollSlice
+			} else {
+				k, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(rtQuiet/time.Millisecond))
+				if perr == nil {
+					waited = rtQuiet
+				}
+			}
+			if perr == nil && k > 0 {
+				waited = 0
+			}
+			if perr != nil && !errors.Is(perr, unix.EINTR) {
+				return false
+			}
 		}
 	})
 	if err != nil {

@@ -115,6 +115,8 @@ type Server struct {
 	udp         []net.PacketConn // one per listen address
 	addrs       []netip.AddrPort // their addresses (Addrs)
 	udpSiblings []net.PacketConn // more readers on the same ports
+	udpReaders  int              // sockets per UDP address (bind)
+	holdP       bool             // Realtime: readers keep their P while they wait (realtime_linux.go)
 	tcp         []net.Listener
 
 	panics       atomic.Int64
@@ -206,10 +208,17 @@ func (s *Server) Start() error {
 		// below our 64 KiB message limit).
 		sip.TransportBufferReadSize = 65535
 	})
+	s.udpReaders = runtime.GOMAXPROCS(0)
 	if s.Realtime != 0 {
 		if err := checkRealtime(s.Realtime); err != nil {
 			return err
 		}
+		// A real-time reader keeps a P while it waits, so the readers get
+		// at most half the Ps (serve sets twice the CPUs) and one each CPU:
+		// the rest run everything else.
+		s.udpReaders = min(runtime.NumCPU(), runtime.GOMAXPROCS(0)/2)
+		s.holdP = s.udpReaders > 0
+		s.udpReaders = max(s.udpReaders, 1)
 	}
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
@@ -286,7 +295,7 @@ func (s *Server) bind(addr string) error {
 		s.udp = append(s.udp, s.wrapUDP(pc))
 		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
 		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
-		for i := 1; i < runtime.GOMAXPROCS(0); i++ {
+		for i := 1; i < s.udpReaders; i++ {
 			sib, err := lc.ListenPacket(ctx, "udp", pc.LocalAddr().String())
 			if err != nil {
 				s.Log.Warn("one UDP reader only", "addr", pc.LocalAddr().String(), "error", err)

@@ -83,10 +83,11 @@ func TestServeRealtime(t *testing.T) {
 		}
 		return
 	}
-	readers := runtime.NumCPU() + 2
+	procs := 2 * runtime.NumCPU()
 	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
-		readers = v
+		procs = v
 	}
+	readers := max(min(runtime.NumCPU(), procs/2), 1)
 	s := startServer(t, dir, "--realtime", "7")
 	sipAddr := ""
 	for _, f := range strings.Fields(s.await(t, " sip=")) {

@@ -49,9 +49,9 @@ func newServeCmd(g *globals) *cobra.Command {
 				return failure{fmt.Errorf("--realtime %d: give a priority from 1 to 99 (0 leaves SIP on the normal scheduler)", realtime)}
 			}
 			if realtime != 0 && os.Getenv("GOMAXPROCS") == "" {
-				// A real-time receive thread that wakes on a datagram
-				// needs a free P to run on at once: two spare ones.
-				runtime.GOMAXPROCS(runtime.NumCPU() + 2)
+				// A real-time receive thread keeps its P while it waits
+				// (one reader per CPU): as many Ps again for the rest.
+				runtime.GOMAXPROCS(2 * runtime.NumCPU())
 			}
 			if pprofAddr != "" {
 				stopProfiler, err := serveProfiler(pprofAddr, log)
