@@ -16,6 +16,25 @@ type packetConn struct {
 	s   *Server
 	buf []byte
 	rt  *rtReader // Server.Realtime: set by the first read (realtime_linux.go)
+	out *directSender
+}
+
+// WriteTo sends past the net package's per-socket write lock where it can
+// (send_linux.go).
+func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.out != nil {
+		if n, ok, err := c.out.send(b, addr); ok {
+			return n, err
+		}
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+func (c *packetConn) Close() error {
+	if c.out != nil {
+		c.out.close()
+	}
+	return c.PacketConn.Close()
 }
 
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -45,7 +64,7 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			// handing it over would cut it. Stage 1 on UDP is silence.
 			continue
 		}
-		v, resp := c.s.admitFrom(data, ua.AddrPort(), "UDP", func(b []byte) { c.PacketConn.WriteTo(b, addr) })
+		v, resp := c.s.admitFrom(data, ua.AddrPort(), "UDP", func(b []byte) { c.WriteTo(b, addr) })
 		switch v {
 		case pass:
 			if len(resp) > len(b) {
@@ -54,7 +73,7 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return copy(b, resp), addr, nil
 		case reply, closeConn:
 			if resp != nil {
-				c.PacketConn.WriteTo(resp, addr)
+				c.WriteTo(resp, addr)
 			}
 		}
 	}

@@ -314,7 +314,7 @@ func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
 		// this at net.core.rmem_max).
 		uc.SetReadBuffer(4 << 20)
 	}
-	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)}
+	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16), out: newDirectSender(pc)}
 }
 
 // reusePort sets SO_REUSEPORT so sibling sockets can share a UDP port.
