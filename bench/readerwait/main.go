@@ -53,6 +53,7 @@ func main() {
 	readers := map[trace.GoID]bool{}
 	since := map[trace.GoID]wait{}     // runnable since, and why
 	syscall := map[trace.GoID]string{} // the system call a goroutine is in
+	blocked := map[trace.GoID]string{} // where a goroutine blocked
 	var waits []wait
 	var t0 trace.Time
 	var marks []string
@@ -91,11 +92,15 @@ func main() {
 		switch to {
 		case trace.GoSyscall:
 			syscall[g] = call(st.Stack)
+		case trace.GoWaiting:
+			blocked[g] = st.Reason + " in " + blocker(st.Stack)
 		case trace.GoRunnable:
 			cause := from.String()
 			switch {
 			case from == trace.GoSyscall:
 				cause = "leaving " + syscall[g]
+			case from == trace.GoWaiting:
+				cause = "waiting (" + blocked[g] + ")"
 			case st.Reason != "":
 				cause += " (" + st.Reason + ")"
 			}
@@ -140,6 +145,22 @@ func main() {
 		fmt.Printf("  at %.4f s goroutine %d waited %v, %s\n", float64(w.at-t0)/1e9, w.g, w.d.Round(time.Microsecond), w.cause)
 	}
 	fmt.Println(strings.Join(marks, "\n"))
+}
+
+// blocker names where a goroutine blocked: its innermost frame outside
+// the runtime and sync packages.
+func blocker(s trace.Stack) string {
+	for f := range s.Frames() {
+		fn := f.Func
+		if strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") {
+			continue
+		}
+		if i := strings.LastIndex(fn, "/"); i >= 0 {
+			fn = fn[i+1:]
+		}
+		return fn
+	}
+	return "?"
 }
 
 // reads: the stack is a socket's reading loop.
