@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +150,72 @@ func TestForkOnArrivalTCPCaller(t *testing.T) {
 	c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
 	if o := outcomes(c); len(c.Branches) != 2 || o["alice"] != inbox.BranchCallerCancelled || o["bob"] != inbox.BranchCallerCancelled {
 		t.Fatalf("history: %+v", c)
+	}
+	e.noPanics()
+}
+
+// TestForkAnswerRelayedOnce: the call's handler can learn of the answer
+// (another branch's response wakes it) before the answering branch's
+// watcher has relayed the 2xx; the handler must not return, and so let
+// sipgo end the server transaction, before that 2xx went through it. When
+// it did, the 2xx went upstream twice (through the ended transaction, then
+// statelessly) and the carrier ACKed twice (bench/fork3.sh: ann's device
+// got 4,001-4,004 ACKs for 4,000 calls).
+func TestForkAnswerRelayedOnce(t *testing.T) {
+	var waiting sync.Once
+	handlerWaits := make(chan struct{})
+	endedFirst := make(chan bool, 1)
+	e := newEnv(t, func(s *Server) {
+		s.hooks.answered = func(f *fork) {
+			f.poke() // as a response of another branch does
+			select {
+			case <-f.tx.Done():
+				endedFirst <- true
+			case <-handlerWaits:
+				endedFirst <- false
+			case <-time.After(10 * time.Second):
+				endedFirst <- true // neither: the handler is stuck elsewhere
+			}
+		}
+		s.hooks.awaitingRelay = func(*fork) { waiting.Do(func() { close(handlerWaits) }) }
+	})
+	alice := newDevice(t, e, "alice", "udp")
+	bob := newDevice(t, e, "bob", "udp")
+	numberWith(t, e, "alice", "bob")
+	carrier := newUDPPeer(t)
+	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
+		t.Fatal(err)
+	}
+	carrier.send(e, trunkInvite(e, carrier.port(), "answer-once@test", "z9hG4bK-once"))
+	recv(t, alice.invites, "alice's INVITE")
+	recv(t, bob.invites, "bob's INVITE")
+	bob.answer <- 200
+	if recv(t, endedFirst, "the answer") {
+		t.Fatal("the server transaction ended before the 2xx was relayed through it")
+	}
+	recv(t, alice.cancels, "alice's CANCEL")
+	// Everything the carrier gets until the answer to a request sent after
+	// the 2xx: exactly one 200 for the INVITE.
+	if carrier.await(5*time.Second, func(line string) bool { return strings.HasPrefix(line, "SIP/2.0 200 ") }) == "" {
+		t.Fatal("no 200 relayed to the carrier")
+	}
+	carrier.send(e, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-probe\r\n"+
+		"From: <sip:carrier@127.0.0.1>;tag=p1\r\nTo: <sip:%s>\r\nCall-ID: probe@test\r\nCSeq: 1 OPTIONS\r\n"+
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", e.addr, carrier.port(), e.addr))
+	buf := make([]byte, 65536)
+	for i := 0; ; i++ {
+		carrier.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := carrier.conn.ReadFromUDP(buf)
+		if err != nil || i == 20 {
+			t.Fatalf("no answer to OPTIONS: %v", err)
+		}
+		msg := string(buf[:n])
+		if strings.Contains(msg, "CSeq: 1 OPTIONS") {
+			break
+		}
+		if strings.HasPrefix(msg, "SIP/2.0 2") && strings.Contains(msg, "CSeq: 1 INVITE") {
+			t.Fatalf("the INVITE's 2xx came twice:\n%s", msg)
+		}
 	}
 	e.noPanics()
 }

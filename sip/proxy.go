@@ -591,6 +591,9 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 			f.endBranch(b, inbox.BranchAnswered, code)
 		}
 		f.mu.Unlock()
+		if h := f.s.hooks.answered; first && h != nil {
+			h(f)
+		}
 		// In-dialog requests (the ACK first) may follow at once.
 		f.s.dialogs.add(f.req.CallID().Value(), f)
 		// Every 2xx goes upstream (RFC 3261 §16.7), the first through the
@@ -652,6 +655,33 @@ func (f *fork) endBranch(b *branch, outcome string, code int) {
 	now := f.s.Now()
 	br := &f.rec.Branches[b.idx]
 	br.EndedAt, br.Outcome, br.Status = &now, outcome, code
+}
+
+// awaitAnswerRelayed waits (at most 5 s) until the first 2xx has gone
+// upstream through the server transaction. Its branch's watcher marks the
+// call answered before it relays the 2xx, and this handler may see that
+// first; sipgo ends a transaction without a final response as soon as its
+// handler returns, and the 2xx then went out twice: through the ended
+// transaction, and again statelessly (relay), so the caller ACKed twice.
+func (f *fork) awaitAnswerRelayed() {
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		relayed := f.finished
+		f.mu.Unlock()
+		if relayed {
+			return
+		}
+		if h := f.s.hooks.awaitingRelay; h != nil {
+			h(f)
+		}
+		select {
+		case <-f.events:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 func (f *fork) markFinished() {
@@ -772,6 +802,9 @@ func (f *fork) finish() {
 	answered, cancelled, finished := f.answered, f.cancelled, f.finished
 	best := f.best
 	f.mu.Unlock()
+	if answered {
+		f.awaitAnswerRelayed()
+	}
 	if !answered && !(cancelled && finished) && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private && f.s.vmStore != nil {
 		f.s.voicemail(f)
 		return

@@ -120,7 +120,15 @@ type Server struct {
 	tcp         []net.Listener
 
 	panics       atomic.Int64
+	hooks        testHooks
 	authFailures atomic.Int64
+}
+
+// testHooks let tests stop a call at a point where goroutines race; nil
+// outside tests.
+type testHooks struct {
+	answered      func(*fork) // the first 2xx: the call is answered, the 2xx not yet relayed
+	awaitingRelay func(*fork) // the handler waits for that relay before it returns
 }
 
 // New returns a server for the directory, location store and call log;
