@@ -16,8 +16,9 @@ import (
 // on two cores, the server's wake-up on a datagram waited for their time
 // slices and for Go's run queue: most of the fan-out's tail. With
 // Realtime set, the goroutine reading each UDP socket keeps an OS thread
-// of its own under SCHED_RR, blocked in the kernel on the socket (poll(2))
-// rather than in Go's network poller, so a datagram wakes that thread at
+// of its own under SCHED_RR, blocked in the kernel on the socket (ppoll(2))
+// rather than in Go's network poller, and keeps its P meanwhile
+// (pollHoldingP), so a datagram wakes that thread and runs Go code at
 // once; a carrier's INVITE is then forked on it (arrival.go). Every other
 // thread stays on the normal scheduler: with all of them real-time the
 // machine saturated and the calls/s collapsed (BENCHMARKS.md).
