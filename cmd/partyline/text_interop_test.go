@@ -57,7 +57,7 @@ func (p *forkPeer) trace(t *testing.T) string {
 // conversation polls "inbox list" (bounded: 100 looks, 50 ms apart) for
 // the conversation with party until holds; the server records texts'
 // deliveries after it answered, in another process.
-func (lab *forkLab) conversation(t *testing.T, party string, until func(admin.ConversationDetail) bool) admin.ConversationDetail {
+func (lab *forkLab) conversation(t *testing.T, as, party string, until func(admin.ConversationDetail) bool) admin.ConversationDetail {
 	t.Helper()
 	var d admin.ConversationDetail
 	for polls := 0; ; polls++ {
@@ -67,7 +67,7 @@ func (lab *forkLab) conversation(t *testing.T, party string, until func(admin.Co
 		}
 		for _, c := range list {
 			if c.Party == party {
-				if err := json.Unmarshal([]byte(ok(t, lab.dir, "-o", "json", "--as", "ann", "inbox", "show", c.ID)), &d); err != nil {
+				if err := json.Unmarshal([]byte(ok(t, lab.dir, "-o", "json", "--as", as, "inbox", "show", c.ID)), &d); err != nil {
 					t.Fatal(err)
 				}
 				if until(d) {
@@ -111,13 +111,22 @@ func TestInteropTexting(t *testing.T) {
 			t.Errorf("%s got no text from +15557654321:\n%s", dev.name, tr)
 		}
 	}
-	d := lab.conversation(t, "+15557654321", func(d admin.ConversationDetail) bool {
+	// ben waits for both deliveries (each look is an opening by ben); ann,
+	// who has not looked, has it unread.
+	d := lab.conversation(t, "ben", "+15557654321", func(d admin.ConversationDetail) bool {
 		return len(d.Timeline) > 0 && d.Timeline[0].Message != nil && len(d.Timeline[0].Message.Deliveries) == 2
 	})
 	m := d.Timeline[0].Message
-	if strings.TrimSpace(m.Text) != "Is the shop open on Saturday?" || m.Direction != "inbound" || d.Unread != true ||
+	if strings.TrimSpace(m.Text) != "Is the shop open on Saturday?" || m.Direction != "inbound" ||
 		m.Deliveries[0].Outcome != inbox.DeliveryDelivered || m.Deliveries[1].Outcome != inbox.DeliveryDelivered {
 		t.Fatalf("the carrier's text in the inbox: %s", forkJSON(d))
+	}
+	var annList []admin.ConversationView
+	if err := json.Unmarshal([]byte(ok(t, lab.dir, "-o", "json", "--as", "ann", "inbox", "list", "--number", forkNumber)), &annList); err != nil {
+		t.Fatal(err)
+	}
+	if len(annList) != 1 || annList[0].ID != d.ID || !annList[0].Unread {
+		t.Fatalf("ann's inbox list: want the carrier's conversation unread: %s", forkJSON(annList))
 	}
 
 	// The members' side: the carrier takes two MESSAGEs (ann's text and
@@ -144,7 +153,7 @@ func TestInteropTexting(t *testing.T) {
 	if bt := benDev.trace(t); !strings.Contains(bt, "application/im-iscomposing+xml") || !strings.Contains(bt, "sip:ann@") {
 		t.Errorf("ben's device saw no typing from ann:\n%s", bt)
 	}
-	out := lab.conversation(t, dest, func(d admin.ConversationDetail) bool {
+	out := lab.conversation(t, "ann", dest, func(d admin.ConversationDetail) bool {
 		return len(d.Timeline) > 0 && d.Timeline[0].Message != nil && d.Timeline[0].Message.Status == inbox.MsgSent
 	})
 	if sent := out.Timeline[0].Message; sent.Member != "ann" || sent.Direction != "outbound" || strings.TrimSpace(sent.Text) != "Running late, there by 3" {
@@ -177,7 +186,7 @@ func TestInteropTexting(t *testing.T) {
 		}
 	}
 	// Comments and states from the CLI, as people read them.
-	out = lab.conversation(t, dest, func(d admin.ConversationDetail) bool { return len(d.Timeline) >= 3 })
+	out = lab.conversation(t, "ann", dest, func(d admin.ConversationDetail) bool { return len(d.Timeline) >= 3 })
 	ok(t, lab.dir, "--as", "ben", "inbox", "comment", out.Timeline[0].Item(), "--text", "ann has this one")
 	ok(t, lab.dir, "--as", "ann", "inbox", "done", out.ID)
 	show := ok(t, lab.dir, "--as", "ben", "inbox", "show", out.ID)
