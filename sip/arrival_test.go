@@ -24,19 +24,27 @@ func trunkInvite(e *env, port int, callID, branch string) string {
 		testNumber, e.addr, port, branch, testNumber, callID, port)
 }
 
+// aliceBobAndCarrier: the test number with alice and bob, each with a UDP
+// device, and a carrier on a trusted trunk as a raw UDP peer.
+func aliceBobAndCarrier(t *testing.T, e *env) (alice, bob *device, carrier *udpPeer) {
+	t.Helper()
+	alice = newDevice(t, e, "alice", "udp")
+	bob = newDevice(t, e, "bob", "udp")
+	numberWith(t, e, "alice", "bob")
+	carrier = newUDPPeer(t)
+	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob, carrier
+}
+
 // TestForkOnArrivalRetransmissions: a carrier's INVITE is forked as it
 // arrives; the same INVITE again, at once and after the call rings, rings
 // nobody twice; the caller's CANCEL still reaches every branch through the
 // transaction the handler adopted.
 func TestForkOnArrivalRetransmissions(t *testing.T) {
 	e := newEnv(t, nil)
-	alice := newDevice(t, e, "alice", "udp")
-	bob := newDevice(t, e, "bob", "udp")
-	numberWith(t, e, "alice", "bob")
-	carrier := newUDPPeer(t)
-	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, carrier := aliceBobAndCarrier(t, e)
 	inv := trunkInvite(e, carrier.port(), "arrival-retx@test", "z9hG4bK-arr1")
 	carrier.send(e, inv)
 	carrier.send(e, inv)
@@ -179,13 +187,7 @@ func TestForkAnswerRelayedOnce(t *testing.T) {
 		}
 		s.hooks.awaitingRelay = func(*fork) { waiting.Do(func() { close(handlerWaits) }) }
 	})
-	alice := newDevice(t, e, "alice", "udp")
-	bob := newDevice(t, e, "bob", "udp")
-	numberWith(t, e, "alice", "bob")
-	carrier := newUDPPeer(t)
-	if err := e.dir.AddTrunk("", "carrier", "127.0.0.1:5099", []string{fmt.Sprintf("127.0.0.1:%d", carrier.port())}); err != nil {
-		t.Fatal(err)
-	}
+	alice, bob, carrier := aliceBobAndCarrier(t, e)
 	carrier.send(e, trunkInvite(e, carrier.port(), "answer-once@test", "z9hG4bK-once"))
 	recv(t, alice.invites, "alice's INVITE")
 	recv(t, bob.invites, "bob's INVITE")
