@@ -87,3 +87,31 @@ func TestForkRealtimeReceive(t *testing.T) {
 	}
 	e.noPanics()
 }
+
+// TestRealtimeReaders: the readers that keep their P never take more than
+// half the Ps or one per CPU, however many addresses the server listens
+// on; where that leaves none for an address, each gets one reader that
+// gives its P back.
+func TestRealtimeReaders(t *testing.T) {
+	for _, c := range []struct {
+		cpus, procs, addrs, perAddr int
+		holdP                       bool
+	}{
+		{2, 4, 1, 2, true},  // serve --realtime on two CPUs
+		{2, 4, 2, 1, true},  // and two addresses
+		{2, 4, 3, 1, false}, // three addresses: two held Ps at most
+		{2, 2, 1, 1, true},  // GOMAXPROCS=2
+		{2, 1, 1, 1, false}, // GOMAXPROCS=1: no P to spare
+		{32, 64, 3, 10, true},
+		{8, 4, 1, 2, true}, // GOMAXPROCS below the CPUs
+	} {
+		perAddr, holdP := realtimeReaders(c.cpus, c.procs, c.addrs)
+		if perAddr != c.perAddr || holdP != c.holdP {
+			t.Errorf("%d CPUs, %d Ps, %d addresses: %d readers each, keep P %v; want %d, %v",
+				c.cpus, c.procs, c.addrs, perAddr, holdP, c.perAddr, c.holdP)
+		}
+		if holdP && perAddr*c.addrs > c.procs/2 {
+			t.Errorf("%d CPUs, %d Ps, %d addresses: %d readers keep a P, more than half", c.cpus, c.procs, c.addrs, perAddr*c.addrs)
+		}
+	}
+}

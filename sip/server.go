@@ -221,12 +221,7 @@ func (s *Server) Start() error {
 		if err := checkRealtime(s.Realtime); err != nil {
 			return err
 		}
-		// A real-time reader keeps a P while it waits, so the readers get
-		// at most half the Ps (serve sets twice the CPUs) and one each CPU:
-		// the rest run everything else.
-		s.udpReaders = min(runtime.NumCPU(), runtime.GOMAXPROCS(0)/2)
-		s.holdP = s.udpReaders > 0
-		s.udpReaders = max(s.udpReaders, 1)
+		s.udpReaders, s.holdP = realtimeReaders(runtime.NumCPU(), runtime.GOMAXPROCS(0), len(s.Listen))
 	}
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
@@ -314,6 +309,20 @@ func (s *Server) bind(addr string) error {
 		return nil
 	}
 	return fmt.Errorf("no free port pair for %s", addr)
+}
+
+// realtimeReaders: how many real-time readers each of addrs listen
+// addresses gets, and whether they keep their P while they wait. Those
+// that keep one get at most half the Ps together (serve sets twice the
+// CPUs) and one per CPU, so the other half runs everything else; where
+// that leaves less than one per address, each address gets one reader
+// that gives its P back while it waits.
+func realtimeReaders(cpus, procs, addrs int) (perAddr int, holdP bool) {
+	perAddr = min(cpus, procs/2) / max(addrs, 1)
+	if perAddr < 1 {
+		return 1, false
+	}
+	return perAddr, true
 }
 
 func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
