@@ -17,7 +17,8 @@ func TestDirectSend(t *testing.T) {
 	for _, tc := range []struct{ listen, peer string }{
 		{"127.0.0.1:0", "127.0.0.1:0"},
 		{"[::1]:0", "[::1]:0"},
-		{"[::]:0", "127.0.0.1:0"}, // AF_INET6 socket, IPv4-mapped destination
+		{"[::]:0", "127.0.0.1:0"},    // AF_INET6 socket, IPv4-mapped destination
+		{"0.0.0.0:0", "127.0.0.1:0"}, // the default listen address (Go makes it dual-stack)
 	} {
 		t.Run(tc.listen+"->"+tc.peer, func(t *testing.T) {
 			pc, err := net.ListenPacket("udp", tc.listen)
