@@ -43,6 +43,10 @@ func newVoicemailCmd(g *globals) *cobra.Command {
 	export := &cobra.Command{
 		Use: "export ID --out FILE.wav", Short: "Save a message as a 16-bit 8 kHz mono WAV (marks it heard by you)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Refused before the export, which marks the message heard.
+			if err := checkOutPath(out); err != nil {
+				return failure{err}
+			}
 			var v admin.VoicemailAudio
 			if err := g.callQuiet(cmd, admin.OpVoicemailAudio, admin.VoicemailArgs{ID: args[0]}, &v); err != nil {
 				return err
@@ -61,7 +65,7 @@ func newVoicemailCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), v.Voicemail)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "saved %.1f s from %s to %s\n", v.Voicemail.DurationS, v.Voicemail.From, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "saved %.1f s from %s to %s\n", v.Voicemail.DurationS, printable(v.Voicemail.From), printable(out))
 			return nil
 		},
 	}
@@ -118,13 +122,4 @@ func newVoicemailCmd(g *globals) *cobra.Command {
 	greeting.AddCommand(set)
 	cmd.AddCommand(list, export, heard, del, greeting)
 	return cmd
-}
-
-// writeFileAtomic writes a file whole or not at all.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".partial"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
