@@ -198,7 +198,7 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	if mf := req.MaxForwards(); mf == nil || mf.Val() > 255 {
 		return reply, s.response(req, 400, "Bad Max-Forwards")
 	}
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		if _, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32); err != nil {
 			return reply, s.response(req, 400, "Bad Expires")
 		}
@@ -207,7 +207,7 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	if req.Method != sip.ACK && req.Method != sip.CANCEL {
 		var unsupported []string
 		for _, name := range []string{"Proxy-Require", "Require"} {
-			for _, h := range req.GetHeaders(name) {
+			for _, h := range headersNamed(req, name) {
 				for _, tag := range strings.Split(h.Value(), ",") {
 					if tag = strings.TrimSpace(tag); tag != "" && !supportedOptions[strings.ToLower(tag)] {
 						unsupported = append(unsupported, tag)
@@ -230,16 +230,27 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	default:
 		return reply, s.response(req, 416, "Unsupported URI Scheme")
 	}
-	// 8. Ban.
-	if s.bans.banned(src.Addr().Unmap(), s.Now()) {
+	// 8. Ban (a trunk's addresses are never banned).
+	if s.bans.banned(src.Addr().Unmap(), "", s.Now()) && !s.trusted(src) {
 		return drop, nil
 	}
-	// 9, the first half: a REGISTER without credentials is challenged
-	// statelessly, as Kamailio's registrar does: no transaction is kept for
-	// it (half of all registration traffic), and a retransmission simply
-	// gets a fresh challenge.
-	if req.Method == sip.REGISTER && digestValue(req, "Authorization") == "" {
-		return reply, []byte(s.challenge(req, false, false).String())
+	// 9, the first half: nothing is kept for a request until it proves who
+	// sent it. A REGISTER without credentials is challenged statelessly,
+	// as Kamailio's registrar does (with them, it is checked as it is
+	// answered, statelessly too: admitFrom); other requests outside a
+	// dialog are checked here and challenged statelessly unless they pass
+	// (the handler checks them again and uses up the nonce count). A
+	// retransmission simply gets the same again.
+	switch {
+	case req.Method == sip.REGISTER && credentials(req, "Authorization", s.dir.Realm()) == nil:
+		if s.bans.banned(src.Addr().Unmap(), req.To().Address.User, s.Now()) && !s.trusted(src) {
+			return drop, nil
+		}
+		return s.admitUnproven(req, len(data), src, authVerdict{challenge: s.challenge(req, src, false, false)})
+	case s.needsProxyAuth(req, src):
+		if v := s.checkAuth(req, src, true, true); v.challenge != nil || v.silent {
+			return s.admitUnproven(req, len(data), src, v)
+		}
 	}
 	if out != nil {
 		*out = req
@@ -741,86 +752,6 @@ func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
 	s.routeRequest(req, tx, src, user)
 }
 
-// authenticate checks the request's digest credentials (Authorization, or
-// Proxy-Authorization when proxy) and challenges when they are missing,
-// stale or wrong. Failures count towards the source's ban.
-func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, proxy bool) (string, bool) {
-	user, chal := s.checkAuth(req, src, proxy)
-	if chal == nil {
-		return user, true
-	}
-	if err := tx.Respond(chal); err != nil {
-		s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", chal.StatusCode, "error", err)
-	}
-	return "", false
-}
-
-// checkAuth verifies the request's digest credentials: the user they prove,
-// or the challenge to answer with. Failures count towards the source's ban.
-func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy bool) (string, *sip.Response) {
-	hdr := "Authorization"
-	if proxy {
-		hdr = "Proxy-Authorization"
-	}
-	now := s.Now()
-	user, outcome := s.nonces.verify(s.dir, digestValue(req, hdr), string(req.Method), now)
-	if outcome == authOK {
-		return user, nil
-	}
-	if outcome == authFailed {
-		s.authFailures.Add(1)
-		if s.bans.fail(src.Addr().Unmap(), now) {
-			s.securityLog(src)
-		}
-	}
-	return "", s.challenge(req, proxy, outcome == authStale)
-}
-
-// registerStateless answers an authenticated REGISTER without a
-// transaction, as Kamailio's registrar does: a retransmission is handled
-// again and gets the same answer (the location store takes a repeated
-// Call-ID and CSeq as that).
-func (s *Server) registerStateless(req *sip.Request, src netip.AddrPort, respond func([]byte)) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.recovered(p, "REGISTER", req.CallID().Value())
-		}
-	}()
-	user, res := s.checkAuth(req, src, false)
-	if res == nil {
-		res = s.registerResponse(req, src, user)
-	}
-	respond([]byte(res.String()))
-}
-
-// challenge is the 401 (or 407 when proxy) asking req for digest
-// credentials, one challenge per algorithm.
-func (s *Server) challenge(req *sip.Request, proxy, stale bool) *sip.Response {
-	code, reason, hdr := 401, "Unauthorized", "WWW-Authenticate"
-	if proxy {
-		code, reason, hdr = 407, "Proxy Authentication Required", "Proxy-Authenticate"
-	}
-	res := newResponse(req, code, reason)
-	for _, c := range s.nonces.challenges(s.Now(), s.dir.Realm(), stale, s.algorithms(req)) {
-		res.AppendHeader(sip.NewHeader(hdr, c))
-	}
-	return res
-}
-
-// digestValue is the request's first Digest credentials in header hdr.
-func digestValue(req *sip.Request, hdr string) string {
-	for _, h := range req.GetHeaders(hdr) {
-		if v := strings.TrimSpace(h.Value()); len(v) >= 6 && strings.EqualFold(v[:6], "digest") {
-			return v
-		}
-	}
-	return ""
-}
-
-func (s *Server) securityLog(src netip.AddrPort) {
-	s.Log.Warn("security", "event", "auth_ban", "src", src.Addr().Unmap().String(), "for", s.BanFor.String())
-}
-
 // allow is what the server implements, for Allow headers.
 const allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, UPDATE, INFO, MESSAGE"
 
@@ -843,20 +774,3 @@ func (s *Server) recovered(p any, method, callID string) {
 }
 
 var _ sipgo.RequestHandler = (*Server)(nil).serve
-
-// algorithms is the challenge order: MD5 first unless DigestSHA256First;
-// MD5 alone for user agents in MD5OnlyUserAgents.
-func (s *Server) algorithms(req *sip.Request) []string {
-	if h := req.GetHeader("User-Agent"); h != nil {
-		ua := strings.ToLower(h.Value())
-		for _, q := range s.MD5OnlyUserAgents {
-			if q != "" && strings.Contains(ua, strings.ToLower(q)) {
-				return []string{"MD5"}
-			}
-		}
-	}
-	if s.DigestSHA256First {
-		return []string{"SHA-256", "MD5"}
-	}
-	return []string{"MD5", "SHA-256"}
-}

@@ -102,7 +102,8 @@ func TestAdmitStages(t *testing.T) {
 		// 5. CSeq and ranges.
 		{"CSeq method mismatch", request(options, "CSeq: 1 INVITE"), "SIP/2.0 400 CSeq Method Mismatch", nil},
 		{"CSeq method in another case", request(options, "CSeq: 1 options"), "SIP/2.0 400 CSeq Method Mismatch", nil},
-		{"extension method in lower case", request("foo sip:alice@test.example SIP/2.0"), "pass", nil},
+		{"extension method in lower case", request("foo sip:alice@test.example SIP/2.0"), "SIP/2.0 407 Proxy Authentication Required", nil},
+		{"extension method in lower case, in a dialog", request("foo sip:alice@test.example SIP/2.0", "To: <sip:alice@test.example>;tag=9"), "pass", nil},
 		{"Max-Forwards 256", request(options, "Max-Forwards: 256"), "SIP/2.0 400 Bad Max-Forwards", nil},
 		{"Expires not a number", request(options, "Expires: soon"), "SIP/2.0 400 Bad Expires", nil},
 		// 6. Option tags.
@@ -148,12 +149,12 @@ func TestAdmitStages(t *testing.T) {
 
 // TestAdmitBanned: a banned source gets silence, others are served.
 func TestAdmitBanned(t *testing.T) {
-	e := newEnv(t, func(s *Server) { s.BanThreshold = 2 })
+	e := newEnv(t, func(s *Server) { s.BanThreshold, s.BanSourceThreshold = 2, 2 })
 	bad := netip.MustParseAddrPort("192.0.2.66:5060")
 	good := netip.MustParseAddrPort("192.0.2.67:5060")
 	now := e.srv.Now()
-	for range 3 {
-		e.srv.bans.fail(bad.Addr(), now)
+	for _, user := range []string{"a", "b", "c"} {
+		e.srv.bans.fail(bad.Addr(), user, now)
 	}
 	if v, out := e.srv.admit(request(options), bad); v != drop || out != nil {
 		t.Fatalf("banned source: verdict %d, %q; want silence", v, out)

@@ -95,7 +95,7 @@ func (s *Server) forkOnArrival(req *sip.Request, src netip.AddrPort, transport s
 	}
 	req.SetSource(src.String())
 	req.SetTransport(transport)
-	f := s.numberFork(req, nil, src, number)
+	f := s.numberFork(req, nil, src, "", number)
 	if f == nil || !udpOnly(f, 0) {
 		return
 	}

@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
 	"github.com/partyline/partyline/acl"
@@ -28,55 +30,95 @@ type Directory interface {
 	Snapshot() *acl.Snapshot
 }
 
-// nonces are self-validating: base64url(8-byte unix seconds || 16 bytes of
-// HMAC-SHA256(key, seconds || realm)). Nothing is stored per challenge.
+// nonces are self-validating and bound to the address they were sent
+// to: base64url(8-byte unix seconds || 8-byte sequence number || 16 bytes
+// of HMAC-SHA256(key, seconds || sequence || realm || source IP)). Nothing
+// is stored per challenge but one slot of the nonce-count table (counts):
+// a nonce whose slot was reused by 1<<20 later challenges is stale.
 type nonces struct {
-	key []byte
-	ttl time.Duration
+	key    []byte
+	ttl    time.Duration
+	seq    *atomic.Uint64
+	counts []atomic.Uint32 // highest nc seen, per sequence number mod len
 }
+
+// nonceSlots is the size of the nonce-count table (4 MiB): enough for
+// 3,500 challenges a second for a 5-minute nonce lifetime before a nonce
+// goes stale early (its phone is then simply challenged again).
+const nonceSlots = 1 << 20
 
 func newNonces(ttl time.Duration) nonces {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return nonces{key: key, ttl: ttl}
+	return nonces{key: key, ttl: ttl, seq: new(atomic.Uint64), counts: make([]atomic.Uint32, nonceSlots)}
 }
 
-func (n nonces) mac(ts []byte, realm string) []byte {
+func (n nonces) mac(head []byte, realm string, src netip.Addr) []byte {
 	m := hmac.New(sha256.New, n.key)
-	m.Write(ts)
+	m.Write(head)
 	m.Write([]byte(realm))
+	m.Write([]byte{0})
+	m.Write(src.Unmap().AsSlice())
 	return m.Sum(nil)[:16]
 }
 
-func (n nonces) issue(now time.Time, realm string) string {
-	var b [24]byte
+func (n nonces) issue(now time.Time, realm string, src netip.Addr) string {
+	var b [32]byte
+	seq := n.seq.Add(1)
 	binary.BigEndian.PutUint64(b[:8], uint64(now.Unix()))
-	copy(b[8:], n.mac(b[:8], realm))
+	binary.BigEndian.PutUint64(b[8:16], seq)
+	n.counts[seq%nonceSlots].Store(0)
+	copy(b[16:], n.mac(b[:16], realm, src))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// check says whether the nonce is ours (valid) and, if so, whether it has
-// expired (stale).
-func (n nonces) check(nonce string, now time.Time, realm string) (valid, stale bool) {
+// check says whether the nonce is ours and was sent to src (valid) and, if
+// so, its sequence number and whether it has expired (stale).
+func (n nonces) check(nonce string, now time.Time, realm string, src netip.Addr) (seq uint64, valid, stale bool) {
 	b, err := base64.RawURLEncoding.DecodeString(nonce)
-	if err != nil || len(b) != 24 {
-		return false, false
+	if err != nil || len(b) != 32 {
+		return 0, false, false
 	}
-	if !hmac.Equal(b[8:], n.mac(b[:8], realm)) {
-		return false, false
+	if !hmac.Equal(b[16:], n.mac(b[:16], realm, src)) {
+		return 0, false, false
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0)
 	if issued.After(now.Add(5 * time.Second)) {
-		return false, false
+		return 0, false, false
 	}
-	return true, now.Sub(issued) > n.ttl
+	seq = binary.BigEndian.Uint64(b[8:16])
+	return seq, true, now.Sub(issued) > n.ttl || n.seq.Load()-seq >= nonceSlots
 }
 
-// challenges returns the WWW-/Proxy-Authenticate values, one per
-// algorithm in the order given (RFC 8760: a client takes the first it
-// supports).
-func (n nonces) challenges(now time.Time, realm string, stale bool, algs []string) []string {
-	nonce := n.issue(now, realm)
+// counted records nonce count nc for the nonce with sequence number seq:
+// false when a request already used nc or a higher count with it (a
+// replay, or out of order). With peek it only looks, and also accepts the
+// count last used (a retransmission of that request).
+func (n nonces) counted(seq uint64, nc int, peek bool) bool {
+	if nc <= 0 || nc > 1<<31 {
+		return false
+	}
+	slot := &n.counts[seq%nonceSlots]
+	for range 64 { // bounded: each failed swap means another request won
+		last := slot.Load()
+		switch {
+		case uint32(nc) < last, uint32(nc) == last && !peek:
+			return false
+		case peek:
+			return true
+		}
+		if slot.CompareAndSwap(last, uint32(nc)) {
+			return true
+		}
+	}
+	return false
+}
+
+// challenges returns the WWW-/Proxy-Authenticate values for a request from
+// src, one per algorithm in the order given (RFC 8760: a client takes the
+// first it supports).
+func (n nonces) challenges(now time.Time, realm string, src netip.Addr, stale bool, algs []string) []string {
+	nonce := n.issue(now, realm, src)
 	out := make([]string, 0, len(algs))
 	for _, alg := range algs {
 		c := digest.Challenge{Realm: realm, Nonce: nonce, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
@@ -89,33 +131,42 @@ func (n nonces) challenges(now time.Time, realm string, stale bool, algs []strin
 type authOutcome int
 
 const (
-	authNone   authOutcome = iota // no usable credentials: challenge
+	authNone   authOutcome = iota // no usable credentials of ours: challenge, count nothing
 	authOK                        // verified
-	authStale                     // right password, expired nonce: challenge with stale=true
-	authFailed                    // wrong: challenge and count a failure
+	authStale                     // right password, but an expired nonce or a used count: challenge with stale=true
+	authFailed                    // our nonce, sent to this source, but wrong: challenge and count a failure
 )
 
 // dummyHA1 is used for unknown users so they cost the same as known ones.
 var dummyHA1 = strings.Repeat("0", 64)
 
-// verify checks the credentials of one request (the Authorization or
-// Proxy-Authorization value) for method. It returns the user name the
-// credentials prove.
-func (n nonces) verify(dir Directory, header, method string, now time.Time) (string, authOutcome) {
-	if header == "" || !digest.IsDigest(header) {
+// proof is what a request's digest credentials are checked against.
+type proof struct {
+	method string
+	uri    sip.Uri // the Request-URI: the credentials' uri must name it
+	src    netip.Addr
+	now    time.Time
+	peek   bool // look at the nonce count without using it up
+}
+
+// verify checks one request's credentials (parsed from its Authorization
+// or Proxy-Authorization for our realm; nil when it has none). It returns
+// the user name they name (for a failure too, to key its count).
+func (n nonces) verify(dir Directory, cred *digest.Credentials, p proof) (string, authOutcome) {
+	if cred == nil {
 		return "", authNone
 	}
-	cred, err := digest.ParseCredentials(header)
-	if err != nil || cred.Username == "" || cred.URI == "" || cred.Response == "" {
-		return "", authFailed
-	}
 	realm := dir.Realm()
-	if cred.Realm != realm {
-		return "", authNone // credentials for another realm: not ours to judge
-	}
-	valid, stale := n.check(cred.Nonce, now, realm)
+	seq, valid, stale := n.check(cred.Nonce, p.now, realm, p.src)
 	if !valid {
-		return "", authNone // a nonce we did not issue (or from before a restart): challenge afresh
+		// Not a nonce we sent to this address (made up, from before a
+		// restart, or captured and sent from elsewhere): a fresh
+		// challenge, and nothing counted, so that nobody can get a user
+		// or an address banned by sending junk in its name.
+		return "", authNone
+	}
+	if cred.Username == "" || cred.Response == "" || !sameURI(cred.URI, p.uri) {
+		return cred.Username, authFailed
 	}
 	var sha bool
 	switch strings.ToUpper(cred.Algorithm) {
@@ -123,18 +174,19 @@ func (n nonces) verify(dir Directory, header, method string, now time.Time) (str
 	case "SHA-256":
 		sha = true
 	default:
-		return "", authFailed
+		return cred.Username, authFailed
 	}
 	var qop []string
+	nc := 1 // without qop there is no count: the nonce is good once
 	switch cred.QOP {
 	case "":
 	case "auth":
 		if cred.Cnonce == "" || cred.Nc == 0 {
-			return "", authFailed
+			return cred.Username, authFailed
 		}
-		qop = []string{"auth"}
+		qop, nc = []string{"auth"}, cred.Nc
 	default:
-		return "", authFailed
+		return cred.Username, authFailed
 	}
 	ha1, known := dir.UserHA1(cred.Username, sha)
 	if !known {
@@ -144,29 +196,63 @@ func (n nonces) verify(dir Directory, header, method string, now time.Time) (str
 		}
 	}
 	want, err := digest.Digest(&digest.Challenge{Realm: realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm, QOP: qop, Opaque: cred.Opaque},
-		digest.Options{Method: method, URI: cred.URI, Count: cred.Nc, Cnonce: cred.Cnonce, Username: cred.Username, A1: ha1})
+		digest.Options{Method: p.method, URI: cred.URI, Count: nc, Cnonce: cred.Cnonce, Username: cred.Username, A1: ha1})
 	if err != nil {
-		return "", authFailed
+		return cred.Username, authFailed
 	}
 	match := hmac.Equal([]byte(want.Response), []byte(strings.ToLower(cred.Response)))
 	if !match || !known {
-		return "", authFailed
+		return cred.Username, authFailed
 	}
-	if stale {
+	if stale || !n.counted(seq, nc, p.peek) {
 		return cred.Username, authStale
 	}
 	return cred.Username, authOK
 }
 
-// bans counts failed authentications per source IP: more than threshold
-// within window bans the source for banFor.
+// sameURI reports whether the credentials' digest-uri names the
+// Request-URI (RFC 3261 §22.4, RFC 2617 §3.2.2.5): the same scheme, user,
+// host and port (5060 when left out), so that credentials captured from
+// one request cannot be sent again to another destination.
+func sameURI(digestURI string, ruri sip.Uri) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(digestURI, &u); err != nil {
+		return false
+	}
+	port := func(u sip.Uri) int {
+		if u.Port == 0 {
+			return 5060
+		}
+		return u.Port
+	}
+	if strings.EqualFold(u.Scheme, "tel") || strings.EqualFold(ruri.Scheme, "tel") {
+		return strings.EqualFold(u.Scheme, ruri.Scheme) && strings.EqualFold(u.Host, ruri.Host)
+	}
+	return strings.EqualFold(u.Scheme, ruri.Scheme) && u.User == ruri.User &&
+		strings.EqualFold(u.Host, ruri.Host) && port(u) == port(ruri)
+}
+
+// bans counts failed authentications, each under its source IP and user
+// name: more than threshold for one user from one IP within window bans
+// that user from that IP for banFor, so one phone with a wrong password
+// behind an office's NAT locks out no one else; more than sourceThreshold
+// for any users from one IP bans the IP (someone trying names). Only
+// failures with a nonce we sent to that IP count (see verify), and the
+// caller never counts a trunk's addresses.
 type bans struct {
-	threshold int
-	window    time.Duration
-	banFor    time.Duration
+	threshold       int
+	sourceThreshold int
+	window          time.Duration
+	banFor          time.Duration
 
 	mu  sync.Mutex
-	src map[netip.Addr]*banEntry
+	src map[banKey]*banEntry
+}
+
+// banKey is a source IP and a user name ("" for the IP as a whole).
+type banKey struct {
+	ip   netip.Addr
+	user string
 }
 
 type banEntry struct {
@@ -174,29 +260,50 @@ type banEntry struct {
 	until    time.Time
 }
 
-func newBans(threshold int, window, banFor time.Duration) *bans {
-	return &bans{threshold: threshold, window: window, banFor: banFor, src: map[netip.Addr]*banEntry{}}
+// maxBanEntries bounds the table; when full, entries with nothing recent
+// are dropped first.
+const maxBanEntries = 100000
+
+func newBans(threshold, sourceThreshold int, window, banFor time.Duration) *bans {
+	return &bans{threshold: threshold, sourceThreshold: sourceThreshold, window: window, banFor: banFor, src: map[banKey]*banEntry{}}
 }
 
-// banned reports whether ip is banned now.
-func (b *bans) banned(ip netip.Addr, now time.Time) bool {
+// banned reports whether ip is banned now, as a whole or for user (when
+// user is not "").
+func (b *bans) banned(ip netip.Addr, user string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.src[ip]
+	if e := b.src[banKey{ip: ip}]; e != nil && now.Before(e.until) {
+		return true
+	}
+	if user == "" {
+		return false
+	}
+	e := b.src[banKey{ip, user}]
 	return e != nil && now.Before(e.until)
 }
 
-// fail records a failure; it returns true when this failure starts a ban.
-func (b *bans) fail(ip netip.Addr, now time.Time) bool {
+// fail records a failure of user from ip; it returns what this failure
+// started a ban of: the user from ip, the whole ip, or neither.
+func (b *bans) fail(ip netip.Addr, user string, now time.Time) (userBan, sourceBan bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e := b.src[ip]
+	userBan = b.count(banKey{ip, user}, b.threshold, now)
+	sourceBan = b.count(banKey{ip: ip}, b.sourceThreshold, now)
+	return userBan, sourceBan
+}
+
+func (b *bans) count(k banKey, threshold int, now time.Time) bool {
+	e := b.src[k]
 	if e == nil {
-		if len(b.src) >= 100000 {
+		if len(b.src) >= maxBanEntries {
 			b.pruneLocked(now)
+			if len(b.src) >= maxBanEntries {
+				return false // every entry is recent: count no more until some age
+			}
 		}
 		e = &banEntry{}
-		b.src[ip] = e
+		b.src[k] = e
 	}
 	if now.Before(e.until) {
 		return false
@@ -208,7 +315,7 @@ func (b *bans) fail(ip netip.Addr, now time.Time) bool {
 		}
 	}
 	e.failures = append(keep, now)
-	if len(e.failures) > b.threshold {
+	if len(e.failures) > threshold {
 		e.until = now.Add(b.banFor)
 		e.failures = nil
 		return true
@@ -216,7 +323,28 @@ func (b *bans) fail(ip netip.Addr, now time.Time) bool {
 	return false
 }
 
-// prune forgets sources with nothing recent.
+// ban bans ip as a whole for banFor from now (a flood); false when it
+// already was.
+func (b *bans) ban(ip netip.Addr, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := banKey{ip: ip}
+	e := b.src[k]
+	if e == nil {
+		if len(b.src) >= maxBanEntries {
+			b.pruneLocked(now)
+		}
+		e = &banEntry{}
+		b.src[k] = e
+	}
+	if now.Before(e.until) {
+		return false
+	}
+	e.until, e.failures = now.Add(b.banFor), nil
+	return true
+}
+
+// prune forgets entries with nothing recent.
 func (b *bans) prune(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -224,10 +352,264 @@ func (b *bans) prune(now time.Time) {
 }
 
 func (b *bans) pruneLocked(now time.Time) {
-	for ip, e := range b.src {
+	for k, e := range b.src {
 		recent := len(e.failures) > 0 && now.Sub(e.failures[len(e.failures)-1]) < b.window
 		if !recent && !now.Before(e.until) {
-			delete(b.src, ip)
+			delete(b.src, k)
 		}
 	}
+}
+
+// limiter is a token bucket per source IP: rate tokens a second, at most
+// burst saved up. It bounds what a source gets without proving who it is
+// (challenges, OPTIONS answers).
+type limiter struct {
+	rate, burst float64
+
+	mu sync.Mutex
+	m  map[netip.Addr]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), m: map[netip.Addr]*bucket{}}
+}
+
+// allow takes a token for ip; false when it has none left. A limiter with
+// rate < 0 allows everything.
+func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
+	if l.rate < 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.m[ip]
+	if b == nil {
+		if len(l.m) >= maxBanEntries {
+			l.pruneLocked(now)
+			if len(l.m) >= maxBanEntries {
+				return false
+			}
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.m[ip] = b
+	}
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// prune forgets sources whose bucket is full again.
+func (l *limiter) prune(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruneLocked(now)
+}
+
+func (l *limiter) pruneLocked(now time.Time) {
+	for ip, b := range l.m {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.m, ip)
+		}
+	}
+}
+
+// credentials returns the request's Digest credentials for our realm in
+// header hdr, or nil. A request that carries credentials for several
+// realms (it passed other proxies) is judged by ours (RFC 3261 §22.3).
+func credentials(req *sip.Request, hdr, realm string) *digest.Credentials {
+	for _, h := range headersNamed(req, hdr) {
+		v := strings.TrimSpace(h.Value())
+		if !digest.IsDigest(v) {
+			continue
+		}
+		if c, err := digest.ParseCredentials(v); err == nil && c.Realm == realm {
+			return c
+		}
+	}
+	return nil
+}
+
+// authVerdict is what checking a request's credentials decided.
+type authVerdict struct {
+	user      string        // proven, when challenge is nil and !silent
+	challenge *sip.Response // 401/407 to answer with
+	silent    bool          // banned: no answer at all
+}
+
+// checkAuth verifies the request's digest credentials (Authorization, or
+// Proxy-Authorization when proxy). Failures count towards the bans of the
+// user from the source and of the source; a trunk's address is never
+// banned. With peek the nonce count is looked at, not used up (admission;
+// the handler then checks the same credentials again and uses it).
+func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy, peek bool) authVerdict {
+	hdr := "Authorization"
+	if proxy {
+		hdr = "Proxy-Authorization"
+	}
+	now, ip := s.Now(), src.Addr().Unmap()
+	cred := credentials(req, hdr, s.dir.Realm())
+	user, outcome := s.nonces.verify(s.dir, cred, proof{method: string(req.Method), uri: req.Recipient, src: ip, now: now, peek: peek})
+	if user != "" && s.bans.banned(ip, user, now) && !s.trusted(src) {
+		return authVerdict{silent: true}
+	}
+	switch outcome {
+	case authOK:
+		return authVerdict{user: user}
+	case authFailed:
+		s.authFailures.Add(1)
+		if !s.trusted(src) {
+			userBan, sourceBan := s.bans.fail(ip, user, now)
+			if userBan {
+				s.securityLog("auth_ban", src, "user", user, "for", s.BanFor.String())
+			}
+			if sourceBan {
+				s.securityLog("auth_ban", src, "for", s.BanFor.String())
+			}
+		}
+	}
+	return authVerdict{challenge: s.challenge(req, src, proxy, outcome == authStale)}
+}
+
+// trusted reports whether src is one of a trunk's allowed addresses.
+func (s *Server) trusted(src netip.AddrPort) bool {
+	_, ok := s.dir.TrustedTrunk(src)
+	return ok
+}
+
+// authenticate is checkAuth in a request's handler: the proven user, or
+// false once it has answered (with a challenge) or stayed silent.
+func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, proxy bool) (string, bool) {
+	v := s.checkAuth(req, src, proxy, false)
+	switch {
+	case v.silent:
+		return "", false
+	case v.challenge != nil:
+		if err := tx.Respond(v.challenge); err != nil {
+			s.Log.Debug("respond failed", "call_id", req.CallID().Value(), "status", v.challenge.StatusCode, "error", err)
+		}
+		return "", false
+	}
+	return v.user, true
+}
+
+// needsProxyAuth reports whether admission must see valid credentials
+// before anything is kept for req: a request outside a dialog that a
+// trunk did not send, except REGISTER (authenticated as it is answered,
+// statelessly), OPTIONS (answered statelessly), ACK and CANCEL (never
+// challenged, RFC 3261 §22.1).
+func (s *Server) needsProxyAuth(req *sip.Request, src netip.AddrPort) bool {
+	switch req.Method {
+	case sip.REGISTER, sip.OPTIONS, sip.ACK, sip.CANCEL:
+		return false
+	}
+	if req.To().Params.Has("tag") {
+		return false // in a dialog: the dialog is the credential
+	}
+	return !s.trusted(src)
+}
+
+// admitUnproven is the stateless end of a request without valid
+// credentials: silence for a banned user or a source over its rate (which
+// bans it), 413 for one too large to be worth a challenge, else the
+// challenge. Nothing is kept for it: a retransmission is challenged again.
+func (s *Server) admitUnproven(req *sip.Request, size int, src netip.AddrPort, v authVerdict) (verdict, []byte) {
+	if v.silent || !s.allowUnproven(src) {
+		return drop, nil
+	}
+	if size > s.MaxUnauthenticated {
+		return reply, s.response(req, 413, "Request Entity Too Large")
+	}
+	return reply, []byte(v.challenge.String())
+}
+
+// allowUnproven takes one of the source's tokens for requests without
+// valid credentials; a source with none left is flooding us and is banned
+// (a trunk's addresses never are, and are never limited).
+func (s *Server) allowUnproven(src netip.AddrPort) bool {
+	now, ip := s.Now(), src.Addr().Unmap()
+	if s.unproven.allow(ip, now) || s.trusted(src) {
+		return true
+	}
+	if s.bans.ban(ip, now) {
+		s.securityLog("flood_ban", src, "for", s.BanFor.String())
+	}
+	return false
+}
+
+// registerStateless answers an authenticated REGISTER without a
+// transaction, as Kamailio's registrar does: a retransmission is handled
+// again and gets the same answer (the location store takes a repeated
+// Call-ID and CSeq as that; its nonce count, used up, brings a fresh
+// challenge that the phone answers if it still waits).
+func (s *Server) registerStateless(req *sip.Request, src netip.AddrPort, respond func([]byte)) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.recovered(p, "REGISTER", req.CallID().Value())
+		}
+	}()
+	v := s.checkAuth(req, src, false, false)
+	switch {
+	case v.silent:
+		return
+	case v.challenge != nil:
+		if !s.allowUnproven(src) {
+			return
+		}
+		respond([]byte(v.challenge.String()))
+		return
+	}
+	respond([]byte(s.registerResponse(req, src, v.user).String()))
+}
+
+// challenge is the 401 (or 407 when proxy) asking req for digest
+// credentials, one challenge per algorithm, with a nonce for src.
+func (s *Server) challenge(req *sip.Request, src netip.AddrPort, proxy, stale bool) *sip.Response {
+	code, reason, hdr := 401, "Unauthorized", "WWW-Authenticate"
+	if proxy {
+		code, reason, hdr = 407, "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	res := newResponse(req, code, reason)
+	for _, c := range s.nonces.challenges(s.Now(), s.dir.Realm(), src.Addr().Unmap(), stale, s.algorithms(req)) {
+		res.AppendHeader(sip.NewHeader(hdr, c))
+	}
+	return res
+}
+
+// algorithms is the challenge order: MD5 first unless DigestSHA256First;
+// MD5 alone for user agents in MD5OnlyUserAgents.
+func (s *Server) algorithms(req *sip.Request) []string {
+	if h := headerNamed(req, "User-Agent"); h != nil {
+		ua := strings.ToLower(h.Value())
+		for _, q := range s.MD5OnlyUserAgents {
+			if q != "" && strings.Contains(ua, strings.ToLower(q)) {
+				return []string{"MD5"}
+			}
+		}
+	}
+	if s.DigestSHA256First {
+		return []string{"SHA-256", "MD5"}
+	}
+	return []string{"MD5", "SHA-256"}
+}
+
+// securityLog writes one security event for operators (and fail2ban):
+// message "security", the event, the source IP, then kv. Attackers
+// trigger these: each source gets at most 5 in a row, then one a second.
+func (s *Server) securityLog(event string, src netip.AddrPort, kv ...any) {
+	ip := src.Addr().Unmap()
+	if !s.securityLogs.allow(ip, s.Now()) {
+		return
+	}
+	s.Log.Warn("security", append([]any{"event", event, "src", ip.String()}, kv...)...)
 }

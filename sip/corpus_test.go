@@ -241,9 +241,10 @@ func TestCorpusAdmit(t *testing.T) {
 func checkAdmit(c torture, v verdict, code int) string {
 	got := map[verdict]string{pass: "pass", drop: "drop", reply: "reply " + strconv.Itoa(code), closeConn: "close " + strconv.Itoa(code)}[v]
 	answered := v == reply || (v == closeConn && code != 0)
-	// A REGISTER without credentials is challenged inside admission
-	// (stage 9's stateless half): processed, like a pass.
-	challenged := v == reply && code == 401
+	// A request without credentials is challenged inside admission
+	// (stage 9's stateless half, 401 for a REGISTER, else 407):
+	// processed, like a pass.
+	challenged := v == reply && (code == 401 || code == 407)
 	switch c.expect.kind {
 	case "accept":
 		if v == pass || challenged {

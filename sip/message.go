@@ -50,7 +50,7 @@ func (s *Server) message(req *sip.Request, tx sip.ServerTransaction, user string
 	case user == "":
 		s.respond(tx, req, 404, "Not Found")
 	case t.user != "":
-		s.messageUser(req, tx, t.user)
+		s.messageUser(req, tx, user, t.user)
 	case t.dest != "":
 		s.messageOut(req, tx, user, t.dest, ctype, body)
 	default:
@@ -325,11 +325,9 @@ func (s *Server) toTrunk(req *sip.Request, number, dest string) (*sip.Request, e
 	host, _, _ := net.SplitHostPort(trunk.Address)
 	r := req.Clone()
 	r.Recipient = sip.Uri{Scheme: "sip", User: dest, Host: host, Port: int(target.Port())}
-	for _, name := range []string{"Proxy-Authorization", "Authorization", "P-Asserted-Identity", "Remote-Party-ID", "Route"} {
-		for r.GetHeader(name) != nil {
-			r.RemoveHeader(name)
-		}
-	}
+	removeHeaders(r, credentialHeaders...)
+	removeHeaders(r, assertedIdentity...)
+	removeHeaders(r, "Route")
 	from := cloneFrom(req.From())
 	from.Address = sip.Uri{Scheme: "sip", User: number, Host: host}
 	from.DisplayName = ""
@@ -353,7 +351,7 @@ func (s *Server) toTrunk(req *sip.Request, number, dest string) (*sip.Request, e
 // messageUser passes a user's text to another user's devices (not part of
 // any shared inbox): 200 when one took it, else the best failure, 480
 // when none is registered.
-func (s *Server) messageUser(req *sip.Request, tx sip.ServerTransaction, callee string) {
+func (s *Server) messageUser(req *sip.Request, tx sip.ServerTransaction, caller, callee string) {
 	if len(s.loc.Lookup(callee)) == 0 {
 		s.respond(tx, req, 480, "Temporarily Unavailable")
 		return
@@ -363,11 +361,10 @@ func (s *Server) messageUser(req *sip.Request, tx sip.ServerTransaction, callee 
 		r, err := s.branchRequest(req, b)
 		if err == nil {
 			r.RemoveHeader("Record-Route")
-			for _, name := range []string{"Proxy-Authorization", "Authorization"} {
-				for r.GetHeader(name) != nil {
-					r.RemoveHeader(name)
-				}
-			}
+			removeHeaders(r, credentialHeaders...)
+			removeHeaders(r, assertedIdentity...)
+			r.ReplaceHeader(s.userFrom(req, caller))
+			r.AppendHeader(sip.NewHeader("P-Asserted-Identity", s.userPAI(caller)))
 		}
 		return r, err
 	})

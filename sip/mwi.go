@@ -55,7 +55,7 @@ const (
 
 // subscribe answers an out-of-dialog SUBSCRIBE of an authenticated user.
 func (s *Server) subscribe(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
-	if ev := req.GetHeader("Event"); ev == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ev.Value(), ";")[0]), "message-summary") {
+	if ev := headerNamed(req, "Event"); ev == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ev.Value(), ";")[0]), "message-summary") {
 		res := sip.NewResponseFromRequest(req, 489, "Bad Event", nil)
 		res.AppendHeader(sip.NewHeader("Allow-Events", "message-summary"))
 		tx.Respond(res)
@@ -128,7 +128,7 @@ func (s *Server) refreshSubscription(req *sip.Request, tx sip.ServerTransaction)
 
 func (s *Server) subscriptionExpiry(req *sip.Request, tx sip.ServerTransaction) (time.Duration, bool) {
 	exp := mwiDefaultExpires
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		n, _ := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32) // range checked in admission
 		exp = time.Duration(n) * time.Second
 	}

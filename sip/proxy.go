@@ -101,10 +101,10 @@ type branch struct {
 
 // inviteNumber forks an INVITE to a shared number, or goes on with the
 // fork started when it arrived.
-func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) {
+func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user, number string) {
 	f := s.adopt(req, tx)
 	if f == nil {
-		if f = s.numberFork(req, tx, src, number); f == nil {
+		if f = s.numberFork(req, tx, src, user, number); f == nil {
 			s.respond(tx, req, 404, "Not Found")
 			return
 		}
@@ -113,8 +113,9 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 }
 
 // numberFork sets up the fork of an INVITE to a shared number: who rings,
-// the call's record, the caller's name; nil when the number has gone.
-func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, number string) *fork {
+// the call's record, the caller's name; nil when the number has gone. user
+// is the authenticated member who calls, "" for a trunk's call.
+func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user, number string) *fork {
 	snap := s.dir.Snapshot()
 	plan, ok := acl.WhoRings(snap, number, s.loc.Lookup)
 	if !ok {
@@ -139,7 +140,28 @@ func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src neti
 		}
 	}
 	f.from = from
+	if user != "" {
+		// A member's phone: the member, whatever its From claims.
+		rec.Remote = user
+		f.from, f.pai = s.userFrom(req, user), s.userPAI(user)
+	}
 	return f
+}
+
+// userFrom is the From a user's request carries onward: the authenticated
+// user's address in our realm, with the request's tag. What the phone put
+// in From (another user, a shared number, a display name) is a claim we
+// do not pass on.
+func (s *Server) userFrom(req *sip.Request, user string) *sip.FromHeader {
+	from := cloneFrom(req.From())
+	from.DisplayName = user
+	from.Address = sip.Uri{Scheme: "sip", User: user, Host: s.dir.Realm()}
+	return from
+}
+
+// userPAI is the P-Asserted-Identity we vouch for an authenticated user.
+func (s *Server) userPAI(user string) string {
+	return "<sip:" + user + "@" + s.dir.Realm() + ">"
 }
 
 // start records the call (a fork started on arrival has already) and
@@ -163,7 +185,8 @@ func (s *Server) inviteUser(req *sip.Request, tx sip.ServerTransaction, src neti
 	plan := acl.RingPlan[location.Binding]{Batches: [][]acl.Ringing[location.Binding]{{{User: callee, Devices: devs}}},
 		Seconds: []int{int(s.TimerC / time.Second)}, Custom: true, Then: acl.ThenHangup}
 	rec := &inbox.Call{ID: "user-call", Direction: "internal", Remote: caller, CallID: req.CallID().Value(), StartedAt: s.Now(), Branches: []inbox.Branch{}}
-	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, private: true, events: make(chan struct{}, 1)}
+	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, private: true, events: make(chan struct{}, 1),
+		from: s.userFrom(req, caller), pai: s.userPAI(caller)}
 	f.start()
 }
 
@@ -234,11 +257,8 @@ func resolveHostPort(hp string) (netip.AddrPort, error) {
 // rewrite adapts a branch's INVITE: our identity for the caller when set,
 // and no credentials of ours or caller-asserted identity downstream.
 func (f *fork) rewrite(r *sip.Request) {
-	for _, name := range []string{"Proxy-Authorization", "Authorization", "P-Asserted-Identity", "Remote-Party-ID"} {
-		for r.GetHeader(name) != nil {
-			r.RemoveHeader(name)
-		}
-	}
+	removeHeaders(r, credentialHeaders...)
+	removeHeaders(r, assertedIdentity...)
 	if f.from != nil {
 		r.ReplaceHeader(cloneFrom(f.from))
 	}
@@ -582,9 +602,9 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 			f.rec.AnsweredAt = &now
 			f.rec.Disposition = inbox.Answered
 			ua := ""
-			if h := res.GetHeader("User-Agent"); h != nil {
+			if h := headerNamed(res, "User-Agent"); h != nil {
 				ua = h.Value()
-			} else if h := res.GetHeader("Server"); h != nil {
+			} else if h := headerNamed(res, "Server"); h != nil {
 				ua = h.Value()
 			}
 			f.rec.AnsweredBy = &inbox.Answerer{User: b.user, Contact: b.binding.Contact, UserAgent: ua}

@@ -33,7 +33,7 @@ func (s *Server) registerResponse(req *sip.Request, src netip.AddrPort, user str
 		return newResponse(req, 403, "Forbidden")
 	}
 	defaultExpires := s.DefaultExpires
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		n, _ := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32) // range checked in admission
 		defaultExpires = time.Duration(n) * time.Second
 	}
@@ -43,7 +43,7 @@ func (s *Server) registerResponse(req *sip.Request, src netip.AddrPort, user str
 		Source:    src.String(),
 		Transport: strings.ToLower(req.Transport()),
 	}
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := headerNamed(req, "User-Agent"); h != nil {
 		u.UserAgent = h.Value()
 	}
 	contacts := req.GetHeaders("Contact")
@@ -54,7 +54,7 @@ func (s *Server) registerResponse(req *sip.Request, src netip.AddrPort, user str
 		}
 		if c.Address.Wildcard {
 			// Contact: * only alone and with Expires: 0 (RFC 3261 §10.2.2).
-			if len(contacts) != 1 || req.GetHeader("Expires") == nil || defaultExpires != 0 {
+			if len(contacts) != 1 || headerNamed(req, "Expires") == nil || defaultExpires != 0 {
 				return newResponse(req, 400, "Bad Wildcard Contact")
 			}
 			u.RemoveAll = true

@@ -35,7 +35,7 @@ func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src ne
 	if req.Method == sip.INVITE {
 		switch t := s.targetOf(req.Recipient); {
 		case t.number != "":
-			s.inviteNumber(req, tx, src, t.number)
+			s.inviteNumber(req, tx, src, user, t.number)
 		case user == "":
 			s.respond(tx, req, 404, "Not Found") // a trunk reaches our numbers only
 		case t.user != "":

@@ -35,11 +35,25 @@ type Server struct {
 	// MinExpires, DefaultExpires, MaxExpires bound registrations.
 	// Defaults 60 s, 3600 s, 7200 s.
 	MinExpires, DefaultExpires, MaxExpires time.Duration
-	// BanThreshold failed authentications from one source within BanWindow
-	// are tolerated; one more bans it for BanFor. Defaults 5, 1 min, 5 min.
-	BanThreshold int
-	BanWindow    time.Duration
-	BanFor       time.Duration
+	// BanThreshold failed authentications of one user from one source IP
+	// within BanWindow are tolerated; one more bans that user from that IP
+	// for BanFor. BanSourceThreshold failures of any users from one IP
+	// ban the IP. Only failures with a nonce we sent to that IP count; a
+	// trunk's addresses are never banned. Defaults 5, 20, 1 min, 5 min.
+	BanThreshold       int
+	BanSourceThreshold int
+	BanWindow          time.Duration
+	BanFor             time.Duration
+	// UnprovenRate and UnprovenBurst bound what one source IP gets without
+	// valid credentials (challenges): UnprovenRate a second, UnprovenBurst
+	// in a row; a source past that is flooding and is banned for BanFor.
+	// Trunks' addresses are not limited. Defaults 20/s, 200; a negative
+	// UnprovenRate turns the limit off (load tests from one address).
+	UnprovenRate  float64
+	UnprovenBurst int
+	// MaxUnauthenticated bounds a request that needs credentials and has
+	// no valid ones: a larger one gets 413, not a challenge. Default 16 KiB.
+	MaxUnauthenticated int
 	// DigestSHA256First puts the SHA-256 challenge before the MD5 one.
 	// Default false: sipsak, SIPp and many desk phones read only the first
 	// challenge and know only MD5; clients that prefer SHA-256 still find it.
@@ -93,31 +107,33 @@ type Server struct {
 	loc   *location.Store
 	calls CallLog
 
-	parser      *sip.Parser
-	nonces      nonces
-	bans        *bans
-	ua          *sipgo.UserAgent
-	srv         *sipgo.Server
-	client      *sipgo.Client
-	dialogs     *dialogs
-	arrivals    arrivals
-	subs        *subscriptions
-	typing      typingState
-	voicemails  Voicemails
-	vmStore     VoicemailStore // nil: no voicemail, calls end with 480
-	vm          *vmCalls
-	rtpPorts    *media.Ports
-	stopping    chan struct{}    // closed when Serve's ctx ends
-	wg          sync.WaitGroup   // voicemail recordings, record writes, stateless REGISTERs in progress
-	registering chan struct{}    // bounds stateless REGISTERs in flight
-	trackMu     sync.Mutex       // guards draining against wg.Add
-	draining    bool             // Serve is stopping: goTracked refuses
-	udp         []net.PacketConn // one per listen address
-	addrs       []netip.AddrPort // their addresses (Addrs)
-	udpSiblings []net.PacketConn // more readers on the same ports
-	udpReaders  int              // sockets per UDP address (bind)
-	holdP       bool             // Realtime: readers keep their P while they wait (realtime_linux.go)
-	tcp         []net.Listener
+	parser       *sip.Parser
+	nonces       nonces
+	bans         *bans
+	unproven     *limiter // requests without valid credentials, per source IP
+	securityLogs *limiter // security log lines, per source IP
+	ua           *sipgo.UserAgent
+	srv          *sipgo.Server
+	client       *sipgo.Client
+	dialogs      *dialogs
+	arrivals     arrivals
+	subs         *subscriptions
+	typing       typingState
+	voicemails   Voicemails
+	vmStore      VoicemailStore // nil: no voicemail, calls end with 480
+	vm           *vmCalls
+	rtpPorts     *media.Ports
+	stopping     chan struct{}    // closed when Serve's ctx ends
+	wg           sync.WaitGroup   // voicemail recordings, record writes, stateless REGISTERs in progress
+	registering  chan struct{}    // bounds stateless REGISTERs in flight
+	trackMu      sync.Mutex       // guards draining against wg.Add
+	draining     bool             // Serve is stopping: goTracked refuses
+	udp          []net.PacketConn // one per listen address
+	addrs        []netip.AddrPort // their addresses (Addrs)
+	udpSiblings  []net.PacketConn // more readers on the same ports
+	udpReaders   int              // sockets per UDP address (bind)
+	holdP        bool             // Realtime: readers keep their P while they wait (realtime_linux.go)
+	tcp          []net.Listener
 
 	panics       atomic.Int64
 	hooks        testHooks
@@ -163,6 +179,18 @@ func (s *Server) defaults() {
 	}
 	if s.BanThreshold == 0 {
 		s.BanThreshold = 5
+	}
+	if s.BanSourceThreshold == 0 {
+		s.BanSourceThreshold = 4 * s.BanThreshold
+	}
+	if s.UnprovenRate == 0 {
+		s.UnprovenRate = 20
+	}
+	if s.UnprovenBurst == 0 {
+		s.UnprovenBurst = 200
+	}
+	if s.MaxUnauthenticated == 0 {
+		s.MaxUnauthenticated = 16 << 10
 	}
 	if s.BanWindow == 0 {
 		s.BanWindow = time.Minute
@@ -225,7 +253,9 @@ func (s *Server) Start() error {
 	}
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
-	s.bans = newBans(s.BanThreshold, s.BanWindow, s.BanFor)
+	s.bans = newBans(s.BanThreshold, s.BanSourceThreshold, s.BanWindow, s.BanFor)
+	s.unproven = newLimiter(s.UnprovenRate, s.UnprovenBurst)
+	s.securityLogs = newLimiter(1, 5)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
 	s.dialogs = newDialogs()
 	s.registering = make(chan struct{}, 4096)
@@ -416,6 +446,8 @@ func (s *Server) sweep(ctx context.Context) {
 			s.Log.Error("sweeping expired bindings", "error", err)
 		}
 		s.bans.prune(s.Now())
+		s.unproven.prune(s.Now())
+		s.securityLogs.prune(s.Now())
 		s.dialogs.prune(time.Now())
 		if s.Swept != nil {
 			s.Swept(n)
