@@ -26,6 +26,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAdmit$$' -fuzztime $(FUZZTIME) ./sip/
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime 10s ./sip/
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime 15s ./sip/
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

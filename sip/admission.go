@@ -691,7 +691,9 @@ func canonicalName(n string) string {
 
 // serve is stages 9–10 for every request sipgo hands us.
 func (s *Server) serve(req *sip.Request, tx sip.ServerTransaction) {
+	s.handling.Add(1)
 	defer func() {
+		s.handling.Add(-1)
 		if p := recover(); p != nil {
 			s.recovered(p, string(req.Method), req.CallID().Value())
 			tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))

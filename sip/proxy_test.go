@@ -23,7 +23,7 @@ const testNumber = "+15551230001"
 
 // device is a sipgo user agent standing in for a desk phone.
 type device struct {
-	t        *testing.T
+	t        testing.TB
 	user     string
 	addr     netip.AddrPort
 	invites  chan *sip.Request
@@ -42,7 +42,7 @@ type device struct {
 	hold chan struct{}
 }
 
-func newDevice(t *testing.T, e *env, user, transport string, opts ...func(*device)) *device {
+func newDevice(t testing.TB, e *env, user, transport string, opts ...func(*device)) *device {
 	t.Helper()
 	d := &device{t: t, user: user, invites: make(chan *sip.Request, 10), cancels: make(chan *sip.Request, 10),
 		acks: make(chan *sip.Request, 10), byes: make(chan *sip.Request, 10), notifies: make(chan *sip.Request, 10),
@@ -137,7 +137,7 @@ func (c *readyConn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 // serveUDP serves srv on a fresh 127.0.0.1 port and returns once it reads.
-func serveUDP(t *testing.T, srv *sipgo.Server) net.PacketConn {
+func serveUDP(t testing.TB, srv *sipgo.Server) net.PacketConn {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -191,7 +191,7 @@ func (c *carrier) call(e *env, to string) (*sipgo.DialogClientSession, error) {
 }
 
 // numberWith adds the number and its members (all registered users).
-func numberWith(t *testing.T, e *env, users ...string) {
+func numberWith(t testing.TB, e *env, users ...string) {
 	t.Helper()
 	if _, err := e.dir.AddNumber("", testNumber, "Support"); err != nil {
 		t.Fatal(err)
@@ -208,12 +208,12 @@ func numberWith(t *testing.T, e *env, users ...string) {
 	}
 }
 
-func recv[T any](t *testing.T, ch chan T, what string) T {
+func recv[T any](t testing.TB, ch chan T, what string) T {
 	t.Helper()
 	return recvWithin(t, ch, what, 5*time.Second)
 }
 
-func recvWithin[T any](t *testing.T, ch chan T, what string, d time.Duration) T {
+func recvWithin[T any](t testing.TB, ch chan T, what string, d time.Duration) T {
 	t.Helper()
 	select {
 	case v := <-ch:

@@ -136,6 +136,7 @@ type Server struct {
 	tcp          []net.Listener
 
 	panics       atomic.Int64
+	handling     atomic.Int64 // requests in their handlers (serve) now
 	hooks        testHooks
 	authFailures atomic.Int64
 }
