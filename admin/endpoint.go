@@ -100,25 +100,58 @@ type Client struct {
 }
 
 // Connect reaches the server of cfg's data directory through its socket, or
-// opens the directory itself when no server listens there.
+// opens the directory itself when no server listens there. A data directory
+// or socket another local user could have planted or tampered with is
+// refused (ErrUnsafe) before anything is sent: the directory must be ours
+// and closed to group and others, the socket ours, and the server behind
+// it running as us.
 func Connect(cfg config.Config) (*Client, error) {
+	return connect(cfg, os.Geteuid())
+}
+
+// connect is Connect for the user uid.
+func connect(cfg config.Config, uid int) (*Client, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sock := cfg.SocketPath()
-	conn, err := net.DialTimeout("unix", sock, time.Second)
-	if err == nil {
-		conn.Close()
-		hc := &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			},
-		}}
-		return &Client{http: hc, Remote: true}, nil
+	if err := checkDataDir(cfg.DataDir, uid); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
-	svc, err := Open(cfg, nil)
+	sock := cfg.SocketPath()
+	switch err := checkSocket(sock, uid); {
+	case errors.Is(err, os.ErrNotExist): // no server
+	case err != nil:
+		return nil, err
+	default:
+		dial := func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", sock)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkPeer(conn, sock, uid); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := dial(ctx)
+		cancel()
+		if err == nil {
+			conn.Close()
+			hc := &http.Client{Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+			}}
+			return &Client{http: hc, Remote: true}, nil
+		}
+		if errors.Is(err, ErrUnsafe) {
+			return nil, err
+		}
+		// A stale socket (the server crashed): open the directory.
+	}
+	svc, err := open(cfg, nil, uid)
 	if err != nil {
 		return nil, err
 	}

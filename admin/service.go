@@ -39,8 +39,15 @@ type Service struct {
 }
 
 // Open opens (creating when needed) the data directory of cfg and takes the
-// bbolt file's lock, waiting at most cfg.LockTimeout.
+// bbolt file's lock, waiting at most cfg.LockTimeout. A data directory that
+// another user owns or that group or others may write to is refused
+// (ErrUnsafe): whoever can write it can plant the admin socket.
 func Open(cfg config.Config, log *slog.Logger) (*Service, error) {
+	return open(cfg, log, os.Geteuid())
+}
+
+// open is Open for the user uid.
+func open(cfg config.Config, log *slog.Logger, uid int) (*Service, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -50,6 +57,9 @@ func Open(cfg config.Config, log *slog.Logger) (*Service, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	if err := checkDataDir(cfg.DataDir, uid); err != nil {
+		return nil, err
 	}
 	db, err := bolt.Open(cfg.DBPath(), 0o600, &bolt.Options{Timeout: cfg.LockTimeout})
 	if errors.Is(err, bolt.ErrTimeout) {
