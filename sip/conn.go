@@ -6,6 +6,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,22 +83,64 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-// listener wraps accepted TCP connections with stream admission.
+// listener wraps accepted TCP connections with stream admission. Accept
+// never hands sipgo a failure it can recover from: sipgo's accept loop
+// returns on the first error, and Serve would then close every listener.
 type listener struct {
 	net.Listener
-	s *Server
+	s         *Server
+	done      chan struct{} // closed by Close: a retry wait ends
+	closeOnce sync.Once
 }
 
-func (l listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func newListener(ln net.Listener, s *Server) *listener {
+	return &listener{Listener: ln, s: s, done: make(chan struct{})}
+}
+
+// Accept returns the next connection within the caps. A failed accept
+// (out of descriptors, say) is retried after 5 ms, doubling up to 1 s;
+// a connection over MaxConns or MaxConnsPerSource is closed at once,
+// unanswered.
+func (l *listener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !retryAccept(err) {
+				return nil, err
+			}
+			delay = min(max(2*delay, acceptRetryMin), acceptRetryMax)
+			l.s.acceptFailed(l.Addr(), err, delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		src := netip.AddrPort{}
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			src = ta.AddrPort()
+		}
+		key := sourceKey(src.Addr())
+		if limit, open := l.s.conns.open(key, l.s.MaxConns, l.s.MaxConnsPerSource); limit != "" {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // a reset: no TIME_WAIT left per refused connection
+			}
+			c.Close()
+			l.s.connRefused(src, limit, open)
+			continue
+		}
+		return &streamConn{Conn: c, s: l.s, src: src, key: key, accepted: time.Now()}, nil
 	}
-	src := netip.AddrPort{}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		src = ta.AddrPort()
-	}
-	return &streamConn{Conn: c, s: l.s, src: src}, nil
+}
+
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 // streamConn frames the TCP byte stream into messages (RFC 3261 §18.3:
@@ -102,14 +148,38 @@ func (l listener) Accept() (net.Conn, error) {
 // sipgo read only the admitted ones. sipgo reads each connection from one
 // goroutine; writes here go straight to the socket, which is safe next to
 // sipgo's own.
+//
+// Its reads have deadlines: a message must arrive whole within
+// TCPReadTimeout of its first byte (the first message, of the accept),
+// and between messages the connection may stay idle for TCPIdleTimeout,
+// or for MaxExpires once a REGISTER on it was answered 200 (the phone
+// needs it for calls until its binding expires). CRLF keepalives count as
+// traffic (RFC 5626 §3.5.1). A connection past its deadline reads as
+// ended, and sipgo closes it.
 type streamConn struct {
 	net.Conn
 	s      *Server
 	src    netip.AddrPort
-	in     []byte // received, not yet framed
-	out    []byte // admitted, not yet read by sipgo
-	chunk  []byte // read buffer
-	closed bool   // framing lost or answered with close: end the stream
+	key    netip.Addr // its slot in s.conns
+	in     []byte     // received, not yet framed
+	out    []byte     // admitted, not yet read by sipgo
+	chunk  []byte     // read buffer
+	closed bool       // framing lost or answered with close: end the stream
+
+	accepted   time.Time   // when Accept returned it
+	framed     bool        // a message or keepalive was framed
+	idleSince  time.Time   // when the last one was framed
+	msgStart   time.Time   // when the message buffered in in began (zero: none)
+	armed      time.Time   // the read deadline set on Conn (zero: none)
+	registered atomic.Bool // a REGISTER on it was answered 200
+	closeOnce  sync.Once
+}
+
+// Close gives back the connection's slot and closes it (in that order:
+// a peer that sees the end finds the slot free).
+func (c *streamConn) Close() error {
+	c.closeOnce.Do(func() { c.s.conns.close(c.key) })
+	return c.Conn.Close()
 }
 
 func (c *streamConn) Read(b []byte) (int, error) {
@@ -139,7 +209,7 @@ func (c *streamConn) next() error {
 	case frameCRLF:
 	case frameMessage, frameUnsized:
 		msg := c.in[:n]
-		v, resp := c.s.admitFrom(msg, c.src, "TCP", func(b []byte) { c.Conn.Write(b) })
+		v, resp := c.s.admitFrom(msg, c.src, "TCP", c.respond)
 		if kind == frameUnsized {
 			// A stream needs Content-Length to find where the next message
 			// starts (RFC 3261 §18.3, §20.14); taking it as 0 is a guess,
@@ -174,7 +244,33 @@ func (c *streamConn) next() error {
 		return nil
 	}
 	c.in = append(c.in[:0], c.in[n:]...)
+	c.framed, c.idleSince = true, time.Now()
 	return nil
+}
+
+// respond writes an answer admission made itself (a REGISTER's, from the
+// stateless registrar); a 200 to a REGISTER marks the connection as one
+// a phone is registered over.
+func (c *streamConn) respond(b []byte) {
+	if registerOK(b) {
+		c.registered.Store(true)
+	}
+	c.Conn.Write(b)
+}
+
+// registerOK tells whether msg is a 200 answering a REGISTER.
+func registerOK(msg []byte) bool {
+	if !bytes.HasPrefix(msg, []byte("SIP/2.0 200 ")) {
+		return false
+	}
+	ok := false
+	eachHeader(msg, func(name, value string) {
+		if canonicalName(name) == "CSeq" {
+			f := strings.Fields(value)
+			ok = len(f) == 2 && f[1] == "REGISTER"
+		}
+	})
+	return ok
 }
 
 // drain reads away what the peer still sends (at most 64 KiB, for at most
@@ -186,21 +282,75 @@ func (c *streamConn) drain() {
 	io.CopyN(io.Discard, c.Conn, 64<<10)
 }
 
-// fill reads more of the stream. When the peer ends it inside a message
-// (a Content-Length past the end, no empty line after the headers), that
+// fill reads more of the stream, within the connection's deadline
+// (see streamConn). When the peer ends it inside a message (a
+// Content-Length past the end, no empty line after the headers), that
 // message gets a 400 if it can be addressed.
 func (c *streamConn) fill() error {
 	if c.chunk == nil {
 		c.chunk = make([]byte, 32<<10)
 	}
-	m, err := c.Conn.Read(c.chunk)
-	c.in = append(c.in, c.chunk[:m]...)
-	if errors.Is(err, io.EOF) && len(bytes.Trim(c.in, "\r\n")) > 0 {
-		if r := rawAnswer(c.in, 400, "Incomplete Message"); r != nil {
-			c.Conn.Write(r)
+	for {
+		now := time.Now()
+		d := c.deadline(now)
+		if !now.Before(d) {
+			return c.timeout()
 		}
+		// Armed no later than d; one that fires early is armed again.
+		if !c.armed.After(now) || d.Before(c.armed) {
+			c.Conn.SetReadDeadline(d)
+			c.armed = d
+		}
+		m, err := c.Conn.Read(c.chunk)
+		c.in = append(c.in, c.chunk[:m]...)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.armed = time.Time{}
+			if m > 0 {
+				return nil
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) && len(bytes.Trim(c.in, "\r\n")) > 0 {
+			if r := rawAnswer(c.in, 400, "Incomplete Message"); r != nil {
+				c.Conn.Write(r)
+			}
+		}
+		return err
 	}
-	return err
+}
+
+// deadline is when the connection's next read must end: TCPReadTimeout
+// after the accept until a first message is framed, and after the first
+// byte of a message until it is whole; between messages TCPIdleTimeout
+// after the last, MaxExpires when a phone registered over it.
+func (c *streamConn) deadline(now time.Time) time.Time {
+	partial := len(bytes.Trim(c.in, "\r\n")) > 0
+	switch {
+	case !partial:
+		c.msgStart = time.Time{}
+	case c.msgStart.IsZero():
+		c.msgStart = now
+	}
+	switch {
+	case !c.framed:
+		return c.accepted.Add(c.s.TCPReadTimeout)
+	case partial:
+		return c.msgStart.Add(c.s.TCPReadTimeout)
+	case c.registered.Load():
+		return c.idleSince.Add(max(c.s.TCPIdleTimeout, c.s.MaxExpires))
+	}
+	return c.idleSince.Add(c.s.TCPIdleTimeout)
+}
+
+// timeout ends a connection past its deadline: as the end of the stream
+// for sipgo, which then closes it; unanswered.
+func (c *streamConn) timeout() error {
+	if c.framed && len(bytes.Trim(c.in, "\r\n")) == 0 {
+		c.s.Log.Debug("closing idle TCP connection", "src", c.src.String())
+	} else {
+		c.s.readTimedOut(c.src, len(c.in))
+	}
+	return io.EOF
 }
 
 type frameKind int

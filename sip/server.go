@@ -92,6 +92,25 @@ type Server struct {
 	// Record bounds voicemail recordings; zero fields take media's
 	// defaults (180 s, 10 s of silence, 10 s without RTP).
 	Record media.RecordOptions
+	// MaxConns bounds the TCP connections open at once; one more is closed
+	// at once, unanswered, and counted (Stats.TCPRefused). Default: half the
+	// soft descriptor limit (RLIMIT_NOFILE, which Go raises to the hard
+	// one), at most 4096: each open connection holds about 100 KiB.
+	MaxConns int
+	// MaxConnsPerSource bounds the TCP connections open at once from one
+	// source address (IPv6: one /64), treated as MaxConns is. Default 128:
+	// an office's phones behind one NAT keep one connection each.
+	MaxConnsPerSource int
+	// TCPReadTimeout is how long a TCP connection may take to send a whole
+	// message: from its accept to its first message, and from the first
+	// byte of each message to its last; then it is closed. Default 10 s.
+	TCPReadTimeout time.Duration
+	// TCPIdleTimeout closes a TCP connection that sent no message or CRLF
+	// keepalive for this long. A connection a phone registered over (a 200
+	// to its REGISTER went out on it) may stay idle for MaxExpires instead,
+	// so the phone keeps it for calls while its binding lasts. Default
+	// 120 s, as Kamailio's tcp_connection_lifetime.
+	TCPIdleTimeout time.Duration
 	// TypingRefresh is how long an isComposing "active" without its own
 	// refresh counts as typing. Default 15 s.
 	TypingRefresh time.Duration
@@ -134,6 +153,7 @@ type Server struct {
 	udpReaders   int              // sockets per UDP address (bind)
 	holdP        bool             // Realtime: readers keep their P while they wait (realtime_linux.go)
 	tcp          []net.Listener
+	conns        connTable // open TCP connections, for the caps (tcp.go)
 
 	panics       atomic.Int64
 	handling     atomic.Int64 // requests in their handlers (serve) now
@@ -226,6 +246,7 @@ func (s *Server) defaults() {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
+	s.tcpDefaults()
 }
 
 // Start binds every listen address on UDP and TCP (the same port on both).
@@ -328,7 +349,7 @@ func (s *Server) bind(addr string) error {
 		}
 		s.udp = append(s.udp, s.wrapUDP(pc))
 		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
-		s.tcp = append(s.tcp, listener{Listener: ln, s: s})
+		s.tcp = append(s.tcp, newListener(ln, s))
 		for i := 1; i < s.udpReaders; i++ {
 			sib, err := lc.ListenPacket(ctx, "udp", pc.LocalAddr().String())
 			if err != nil {
@@ -391,27 +412,40 @@ func (s *Server) closeSockets() {
 }
 
 // Serve answers SIP until ctx ends, then closes the listeners and
-// connections and returns.
+// connections and returns nil. When a listener stops before (sipgo's
+// loop on it returned), it logs that at Error, stops as well and returns
+// the error: a server that no longer listens everywhere must not look
+// alive.
 func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx) // ends the sweep when a listener stops
+	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(s.udp)+len(s.udpSiblings)+len(s.tcp))
+	type stopped struct {
+		transport string
+		addr      net.Addr
+		err       error
+	}
+	errc := make(chan stopped, len(s.udp)+len(s.udpSiblings)+len(s.tcp))
 	for _, pc := range append(s.udp, s.udpSiblings...) {
 		wg.Add(1)
-		go func() { defer wg.Done(); errc <- s.srv.ServeUDP(pc) }()
+		go func() { defer wg.Done(); errc <- stopped{"udp", pc.LocalAddr(), s.srv.ServeUDP(pc)} }()
 	}
 	for _, ln := range s.tcp {
 		wg.Add(1)
-		go func() { defer wg.Done(); errc <- s.srv.ServeTCP(ln) }()
+		go func() { defer wg.Done(); errc <- stopped{"tcp", ln.Addr(), s.srv.ServeTCP(ln)} }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.sweep(ctx) }()
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
-		if errors.Is(err, net.ErrClosed) {
-			err = nil
+	case st := <-errc:
+		// Nothing closes a listener before ctx ends: any end is a failure.
+		if st.err == nil {
+			st.err = errors.New("stopped")
 		}
+		s.Log.Error("SIP listener stopped; stopping the server", "transport", st.transport, "addr", st.addr.String(), "error", st.err)
+		err = fmt.Errorf("SIP listener %s %s: %w", st.transport, st.addr, st.err)
 	}
 	// Drain: recordings in progress end now and are stored (bounded); no
 	// new tracked work starts.
@@ -428,6 +462,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.closeSockets()
 	s.ua.Close()
+	cancel()
 	wg.Wait()
 	return err
 }
@@ -460,11 +495,12 @@ func (s *Server) sweep(ctx context.Context) {
 type Stats struct {
 	Panics       int64
 	AuthFailures int64
+	TCPRefused   int64 // connections closed at once, over MaxConns or MaxConnsPerSource
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{Panics: s.panics.Load(), AuthFailures: s.authFailures.Load()}
+	return Stats{Panics: s.panics.Load(), AuthFailures: s.authFailures.Load(), TCPRefused: s.conns.refused.Load()}
 }
 
 // levelAtLeast passes records at min or above.

@@ -117,7 +117,13 @@ func newServeCmd(g *globals) *cobra.Command {
 				addrs = append(addrs, a.String())
 			}
 			sipDone := make(chan error, 1)
-			go func() { sipDone <- sipSrv.Serve(ctx) }()
+			go func() {
+				// SIP stopping on its own (a listener failed) ends the
+				// admin socket too: the process exits 1, for a supervisor
+				// to see and restart.
+				sipDone <- sipSrv.Serve(ctx)
+				stop()
+			}()
 			log.Info("partyline ready", "data", svc.Config().DataDir, "admin", svc.Config().SocketPath(),
 				"sip", strings.Join(addrs, ","), "realm", svc.Directory().Realm())
 			adminErr := svc.Serve(ctx, ln)
