@@ -147,6 +147,9 @@ type proof struct {
 	src    netip.Addr
 	now    time.Time
 	peek   bool // look at the nonce count without using it up
+	// alsoURI, when set, accepts a digest-uri other than the Request-URI
+	// (see Server.DigestURIServer).
+	alsoURI func(sip.Uri) bool
 }
 
 // verify checks one request's credentials (parsed from its Authorization
@@ -165,7 +168,7 @@ func (n nonces) verify(dir Directory, cred *digest.Credentials, p proof) (string
 		// or an address banned by sending junk in its name.
 		return "", authNone
 	}
-	if cred.Username == "" || cred.Response == "" || !sameURI(cred.URI, p.uri) {
+	if cred.Username == "" || cred.Response == "" || !p.uriMatches(cred.URI) {
 		return cred.Username, authFailed
 	}
 	var sha bool
@@ -208,6 +211,16 @@ func (n nonces) verify(dir Directory, cred *digest.Credentials, p proof) (string
 		return cred.Username, authStale
 	}
 	return cred.Username, authOK
+}
+
+// uriMatches reports whether a digest-uri is one the request may carry:
+// its Request-URI, or what alsoURI accepts.
+func (p proof) uriMatches(digestURI string) bool {
+	if sameURI(digestURI, p.uri) {
+		return true
+	}
+	var u sip.Uri
+	return p.alsoURI != nil && sip.ParseUri(digestURI, &u) == nil && p.alsoURI(u)
 }
 
 // sameURI reports whether the credentials' digest-uri names the
@@ -459,7 +472,11 @@ func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy, peek boo
 	}
 	now, ip := s.Now(), src.Addr().Unmap()
 	cred := credentials(req, hdr, s.dir.Realm())
-	user, outcome := s.nonces.verify(s.dir, cred, proof{method: string(req.Method), uri: req.Recipient, src: ip, now: now, peek: peek})
+	pr := proof{method: string(req.Method), uri: req.Recipient, src: ip, now: now, peek: peek}
+	if s.DigestURIServer {
+		pr.alsoURI = func(u sip.Uri) bool { return u.User == "" && aorScheme(u.Scheme) && s.isUs(u) }
+	}
+	user, outcome := s.nonces.verify(s.dir, cred, pr)
 	if user != "" && s.bans.banned(ip, user, now) && !s.trusted(src) {
 		return authVerdict{silent: true}
 	}

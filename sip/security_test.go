@@ -243,3 +243,29 @@ func TestChallengeStateless(t *testing.T) {
 	}
 	e.noPanics()
 }
+
+// TestDigestURIServer: with DigestURIServer, credentials computed over
+// the server's own address (as SIPp sends them) pass; over another
+// destination they still fail. Without it, only the Request-URI passes.
+func TestDigestURIServer(t *testing.T) {
+	for _, lenient := range []bool{false, true} {
+		e := newEnv(t, func(s *Server) { s.DigestURIServer = lenient })
+		numberWith(t, e, "alice", "bob")
+		newDevice(t, e, "bob", "udp")
+		alice := newRawPeer(t, e, "UDP", "127.0.0.1")
+		ruri := fmt.Sprintf("sip:bob@%s", e.addr)
+		for i, uri := range []string{"sip:" + e.addr.String(), fmt.Sprintf("sip:+15550009999@%s", e.addr)} {
+			id := fmt.Sprintf("uri-%v-%d", lenient, i)
+			alice.send(e, rawMessage(alice, ruri, "alice", id, 1, "hi", ""))
+			chal := alice.final(id, 2*time.Second)
+			alice.send(e, rawMessage(alice, ruri, "alice", id, 2, "hi", authorize(t, chal, "MESSAGE", uri, "alice", 1)))
+			want := 407
+			if lenient && i == 0 {
+				want = 200
+			}
+			if res := alice.final(id, 3*time.Second); statusCode(res) != want {
+				t.Errorf("lenient=%v, uri %s: want %d, got %q", lenient, uri, want, res)
+			}
+		}
+	}
+}

@@ -51,6 +51,12 @@ type Server struct {
 	// UnprovenRate turns the limit off (load tests from one address).
 	UnprovenRate  float64
 	UnprovenBurst int
+	// DigestURIServer also accepts digest credentials whose uri names this
+	// server (a SIP URI of our address, no user) rather than the
+	// Request-URI, as SIPp 3.6 computes them for every request. Default
+	// false: the uri must name the Request-URI, so credentials taken from
+	// one request cannot be sent to another destination.
+	DigestURIServer bool
 	// MaxUnauthenticated bounds a request that needs credentials and has
 	// no valid ones: a larger one gets 413, not a challenge. Default 16 KiB.
 	MaxUnauthenticated int

@@ -73,7 +73,9 @@ func newForkLab(t *testing.T, users []string, setup func(dir string)) *forkLab {
 	if setup != nil {
 		setup(lab.dir)
 	}
-	lab.srv = startServer(t, lab.dir)
+	// SIPp 3.6 puts the server's address, not the Request-URI, in the
+	// digest uri of the members' texts and subscriptions.
+	lab.srv = startServer(t, lab.dir, "--digest-uri-server")
 	m := regexp.MustCompile(`\bsip=127\.0\.0\.1:(\d+)`).FindStringSubmatch(lab.srv.await(t, `msg="partyline ready"`))
 	if m == nil {
 		t.Fatalf("no sip= in the ready line:\n%s", lab.srv.logText())
