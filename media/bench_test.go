@@ -108,6 +108,7 @@ func loopbackRun(b *testing.B, streams int, length time.Duration) {
 		negC.Remote = rc.LocalAddr().(*net.UDPAddr).AddrPort()
 		recorders[i] = NewSession(rc, negR)
 		callers[i] = NewSession(cc, negC)
+		prime(b, rc.UDPConn, callers[i]) // a caller sends once it heard from its recorder
 	}
 	defer func() {
 		for i := range streams {

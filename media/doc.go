@@ -12,11 +12,15 @@
 //	answer, neg, err := media.Answer(offer, publicIP, conn.Port()) // ErrNoCommonCodec → 488
 //	s := media.NewSession(conn, neg)                               // conn from Ports.Listen
 //	defer s.Close()
+//	if err := s.WaitRTP(ctx, 0); err != nil { /* ErrNoRTP: hang up */ }
 //	s.Play(ctx, greeting); s.Play(ctx, media.Beep())
 //	rec, _ := s.Record(ctx, media.RecordOptions{})                 // cancel ctx on the caller's BYE
 //	if rec.IsMessage() { media.EncodeWAV(&buf, rec.Samples) }     // after any reason but StopHangup, send BYE
 //
 // Invariants:
+//   - A Session sends RTP only to the source of the caller's first RTP
+//     packet, and nothing before that packet arrived: an SDP address is
+//     never sent to, and packets from any other source are dropped.
 //   - A recording follows RTP timestamps, not packet counts: a sample's
 //     place is its timestamp, so a recording never contains audio from after
 //     a gap without the gap's silence before it, and 20 ms and 30 ms packets

@@ -2,7 +2,9 @@ package media
 
 import (
 	"math"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -74,4 +76,23 @@ func firstDiff(a, b []int16) int {
 		return min(len(a), len(b))
 	}
 	return -1
+}
+
+// prime sends s one packet of silence from c, as a caller's first RTP
+// packet, and returns once s has taken c's address as the caller's.
+func prime(t testing.TB, c *net.UDPConn, s *Session) {
+	t.Helper()
+	payload := make([]byte, s.frame)
+	for i := range payload {
+		payload[i] = s.neg.Codec.Encoding.silence()
+	}
+	to := s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := c.WriteToUDPAddrPort(rtpPacket(t, s.neg.Codec.PayloadType, 1, 0, 0x9e1d, true, payload), to); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Heard():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not take the caller's first packet")
+	}
 }

@@ -17,8 +17,8 @@ const maxBurst = 3
 // negotiated packet time, paced by a ticker; the last packet is padded with
 // silence. It returns when everything was sent (nil), ctx ended (ctx.Err()),
 // the session closed (ErrClosed) or another Play runs (ErrBusy). When the
-// caller did not ask for our audio (Negotiated.Send false) or no address is
-// known yet, packets are paced but not sent.
+// caller did not ask for our audio (Negotiated.Send false) or its first RTP
+// packet has not arrived yet (see Session), packets are paced but not sent.
 //
 // Packets carry one SSRC for the whole session, consecutive sequence numbers
 // and timestamps that follow the audio, however late a packet leaves; the

@@ -39,8 +39,9 @@ type Negotiated struct {
 	// or 0 when the offer had none.
 	DTMFPayloadType uint8
 	// Remote is where the offer asked for RTP (its c= and m= port). It is the
-	// zero AddrPort when the address is a host name or 0.0.0.0 (hold); the
-	// session then sends only once the caller's RTP has shown its address.
+	// zero AddrPort when the address is a host name or 0.0.0.0 (hold). A
+	// Session never sends there: anyone can write an SDP, so it sends only
+	// to the source of the caller's RTP (symmetric RTP).
 	Remote netip.AddrPort
 	// Ptime is the packet time partyline sends: the offer's a=ptime when it
 	// is a multiple of 10 ms from 10 to 60 ms, else 20 ms.

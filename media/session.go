@@ -17,10 +17,11 @@ var ErrBusy = errors.New("media: session busy")
 // ErrClosed means the Session was closed.
 var ErrClosed = errors.New("media: session closed")
 
+// ErrNoRTP means no RTP came from the caller within the time WaitRTP
+// allowed.
+var ErrNoRTP = errors.New("media: no RTP from the caller")
+
 const (
-	// sourceSwitch is how long the learned source must have been quiet
-	// before RTP from another address replaces it (a NAT rebinding).
-	sourceSwitch = time.Second
 	// maxReadErrors ends the reader after this many failed reads in a row
 	// (a broken socket); the recording then stops for lack of RTP.
 	maxReadErrors = 100
@@ -30,13 +31,16 @@ const (
 )
 
 // Session is the RTP side of one call on one UDP socket. It reads from the
-// moment it is made, learning the caller's address from the first RTP packet
-// with a negotiated payload type (symmetric RTP; until then it sends to the
-// SDP address). After that it keeps that source, and takes another only once
-// the first has been quiet for a second. It plays audio (Play) and records
-// (Record); while recording and not playing it sends silence at the
-// negotiated packet time, so the caller's side and any NAT or SBC on the way
-// see media flowing both ways.
+// moment it is made, and the first RTP packet with a negotiated payload type
+// fixes the caller's address (symmetric RTP, as rtpengine's strict source or
+// Asterisk's rtp_symmetric): the session sends nothing before that packet,
+// whatever address the SDP named, and afterwards sends only there and drops
+// packets from any other address. An SDP can name anyone; a packet's source
+// is where the caller really is, and RTP arriving from it shows the caller
+// wants media there. It plays audio (Play) and records (Record); while
+// recording and not playing it sends silence at the negotiated packet time,
+// so the caller's side and any NAT or SBC on the way see media flowing both
+// ways.
 //
 // A Session owns its reading goroutine and its conn: Close stops the one and
 // closes the other. All methods are safe for concurrent use.
@@ -48,11 +52,12 @@ type Session struct {
 	once   sync.Once
 	reader chan struct{} // closed when the reading goroutine ended
 
+	heard chan struct{} // closed by the reader when remote is fixed
+
 	mu        sync.Mutex
-	remote    netip.AddrPort
-	learned   bool
-	lastHeard time.Time // last RTP from remote
-	foreign   int       // packets from other sources, dropped
+	remote    netip.AddrPort // the caller's RTP source; zero until its first packet
+	lastHeard time.Time      // last RTP from remote
+	foreign   int            // packets from other sources, dropped
 	rec       *Recorder
 	recDone   chan struct{} // closed by the reader when rec ends by itself
 
@@ -85,7 +90,7 @@ func NewSession(conn net.PacketConn, neg Negotiated) *Session {
 		frame:  durationSamples(neg.Ptime),
 		closed: make(chan struct{}),
 		reader: make(chan struct{}),
-		remote: neg.Remote,
+		heard:  make(chan struct{}),
 		ssrc:   rand.Uint32(),
 		seq:    uint16(rand.Uint32()),
 		nextTS: rand.Uint32(),
@@ -108,12 +113,38 @@ func (s *Session) Close() error {
 	return err
 }
 
-// Remote returns where the session sends: the caller's learned RTP source,
-// or the SDP address until one is learned (the zero AddrPort if none).
+// Remote returns where the session sends: the source of the caller's first
+// RTP packet, or the zero AddrPort before one arrived.
 func (s *Session) Remote() netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.remote
+}
+
+// Heard is closed once the caller's first RTP packet has arrived: from then
+// on the session sends, to where that packet came from.
+func (s *Session) Heard() <-chan struct{} { return s.heard }
+
+// WaitRTP waits for the caller's first RTP packet (Heard). It returns nil
+// once it has arrived, ErrNoRTP when none did within timeout (at most
+// DefaultNoRTPTimeout when timeout is not positive), ctx.Err() when ctx ends
+// and ErrClosed when the session closes.
+func (s *Session) WaitRTP(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultNoRTPTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.heard:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return ErrClosed
+	case <-t.C:
+		return ErrNoRTP
+	}
 }
 
 // Negotiated returns what the session was made with.
@@ -183,14 +214,17 @@ func (s *Session) handle(b []byte, from netip.AddrPort, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case !s.learned:
-		s.remote, s.learned = from, true
-	case from != s.remote:
-		if now.Sub(s.lastHeard) < sourceSwitch {
-			s.foreign++
+	case !s.remote.IsValid():
+		if !from.IsValid() {
 			return
 		}
 		s.remote = from
+		close(s.heard) // once: remote is never unset
+	case from != s.remote:
+		// Never moves: a packet from elsewhere, however long the caller has
+		// been quiet, would otherwise turn our stream towards anyone.
+		s.foreign++
+		return
 	}
 	s.lastHeard = now
 	if s.rec != nil && s.rec.Reason() == 0 && s.rec.Write(b) != 0 {

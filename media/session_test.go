@@ -117,6 +117,7 @@ func TestSessionLoopback(t *testing.T) {
 			a, b := NewSession(ca, negA), NewSession(cb, negB)
 			defer a.Close()
 			defer b.Close()
+			prime(t, cb, a) // a sends nowhere until it heard from b
 
 			ctx := context.Background()
 			recorded := recordAsync(t, ctx, b, RecordOptions{NoRTPTimeout: 300 * time.Millisecond, SilenceTimeout: -1})
@@ -191,6 +192,7 @@ func TestSessionPacketHeaders(t *testing.T) {
 	neg.Remote = addrOf(remote)
 	s := NewSession(c, neg)
 	defer s.Close()
+	prime(t, remote, s)
 	if err := s.Play(context.Background(), speech(2000, 0)); err != nil { // 8⅓ packets of 240
 		t.Fatal(err)
 	}
@@ -329,18 +331,20 @@ func TestSessionBusy(t *testing.T) {
 	<-recorded
 }
 
-// After learning the caller's address, packets from elsewhere are dropped;
-// a caller that stays away a second may move (NAT rebinding).
+// After the caller's first packet, packets from elsewhere are dropped, and
+// stay dropped however long the caller has been quiet: nobody else turns
+// the session's stream towards themselves.
 func TestSessionForeignSource(t *testing.T) {
 	leakCheck(t)
 	caller, intruder, c := listen(t), listen(t), listen(t)
 	s := NewSession(c, pcmu)
 	defer s.Close()
+	prime(t, caller, s)
 	recorded := recordAsync(t, context.Background(), s, RecordOptions{NoRTPTimeout: 150 * time.Millisecond})
 	voice := PCMU.Encode(nil, speech(160, 0))
 	noise := PCMU.Encode(nil, speech(160, 80))
 	for i := range 10 {
-		caller.WriteToUDPAddrPort(rtpPacket(t, 0, uint16(i), uint32(160*i), ssrcA, false, voice), addrOf(c))
+		caller.WriteToUDPAddrPort(rtpPacket(t, 0, uint16(2+i), uint32(160*(1+i)), 0x9e1d, false, voice), addrOf(c))
 		intruder.WriteToUDPAddrPort(rtpPacket(t, 0, uint16(i), uint32(160*i), ssrcB, false, noise), addrOf(c))
 	}
 	rec := <-recorded
@@ -353,11 +357,72 @@ func TestSessionForeignSource(t *testing.T) {
 	if foreign != 10 {
 		t.Errorf("%d foreign packets, want 10", foreign)
 	}
-	// The caller moves: its old address has been quiet for a second.
-	s.handle(rtpPacket(t, 0, 11, 1760, ssrcA, false, voice), addrOf(intruder), time.Now().Add(2*time.Second))
-	if s.Remote() != addrOf(intruder) {
-		t.Errorf("remote %v after the move", s.Remote())
+	// The caller has been quiet a minute: still not the intruder's.
+	s.handle(rtpPacket(t, 0, 11, 1760, ssrcB, false, noise), addrOf(intruder), time.Now().Add(time.Minute))
+	if s.Remote() != addrOf(caller) {
+		t.Errorf("remote %v after a packet from elsewhere, want the caller's %v", s.Remote(), addrOf(caller))
 	}
+}
+
+// TestSessionSendsOnlyAfterRTP: an SDP that names a third party gets it no
+// packet, not while playing nor while recording; the caller's first RTP
+// packet, from elsewhere, decides where everything goes.
+func TestSessionSendsOnlyAfterRTP(t *testing.T) {
+	leakCheck(t)
+	victim, caller, c := listen(t), listen(t), listen(t)
+	neg := pcmu
+	neg.Remote = addrOf(victim) // what the SDP said
+	s := NewSession(c, neg)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Play(ctx, speech(800, 0)); err != nil { // 5 packets' time
+		t.Fatal(err)
+	}
+	if rec, _ := s.Record(ctx, RecordOptions{NoRTPTimeout: 100 * time.Millisecond}); rec.Reason != StopNoRTP {
+		t.Fatalf("recording without RTP ended by %v", rec.Reason)
+	}
+	if n := s.SentPackets(); n != 0 || s.Remote().IsValid() {
+		t.Fatalf("sent %d packets before any RTP came, remote %v", n, s.Remote())
+	}
+	if err := s.WaitRTP(ctx, 50*time.Millisecond); !errors.Is(err, ErrNoRTP) {
+		t.Fatalf("WaitRTP without RTP: %v", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- s.WaitRTP(ctx, 5*time.Second) }()
+	prime(t, caller, s)
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitRTP: %v", err)
+	}
+	if err := s.Play(ctx, speech(320, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, from := readRTP(t, caller); from != addrOf(c) {
+			t.Fatalf("packet from %v", from)
+		}
+	}
+	// Everything the session sent went to the caller; the victim's socket
+	// holds nothing.
+	if n := queued(victim); n != 0 {
+		t.Fatalf("the SDP's address got %d packets", n)
+	}
+}
+
+// queued reads what waits on c and returns how many datagrams it was.
+// Loopback delivers within sendto, so whatever was sent to c is there: the
+// short deadline only ends the read of an empty queue.
+func queued(c *net.UDPConn) int {
+	buf := make([]byte, 2048)
+	n := 0
+	for ; n < 10000; n++ {
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+			break
+		}
+	}
+	return n
 }
 
 func TestSessionWithoutSend(t *testing.T) {
@@ -367,6 +432,7 @@ func TestSessionWithoutSend(t *testing.T) {
 	neg.Remote, neg.Send = addrOf(remote), false
 	s := NewSession(c, neg)
 	defer s.Close()
+	prime(t, remote, s)
 	if err := s.Play(context.Background(), make([]int16, 480)); err != nil {
 		t.Fatal(err)
 	}

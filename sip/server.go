@@ -117,6 +117,8 @@ type Server struct {
 	// so the phone keeps it for calls while its binding lasts. Default
 	// 120 s, as Kamailio's tcp_connection_lifetime.
 	TCPIdleTimeout time.Duration
+	// Limits bound voicemail calls, subscriptions and NOTIFYs (limits.go).
+	Limits
 	// TypingRefresh is how long an isComposing "active" without its own
 	// refresh counts as typing. Default 15 s.
 	TypingRefresh time.Duration

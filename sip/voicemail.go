@@ -8,6 +8,7 @@ package sip
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -40,8 +41,11 @@ type vmCall struct {
 }
 
 type vmCalls struct {
-	mu sync.Mutex
-	m  map[string]*vmCall // by Call-ID
+	mu       sync.Mutex
+	m        map[string]*vmCall // by Call-ID
+	bySource map[netip.Addr]int // calls in progress per source (Limits)
+	byNumber map[string]int     // calls in progress per number (Limits)
+	logs     limitLogs          // rate-limits voicemail's security lines
 }
 
 func (v *vmCalls) get(callID string) *vmCall {
@@ -64,6 +68,30 @@ func (v *vmCalls) put(callID string, c *vmCall) {
 // INVITE is answered; recording goes on in a goroutine the server owns.
 func (s *Server) voicemail(f *fork) {
 	req := f.req
+	number := f.rec.Number
+	src := f.src.Addr().Unmap()
+	if _, trunk := s.dir.TrustedTrunk(f.src); trunk {
+		src = netip.Addr{} // a carrier's calls count towards the number only
+	}
+	if ok, limit := s.vmAdmit(src, number); !ok {
+		// 486 Busy Here, not 503: the cap is this caller's or this number's,
+		// and 486 ends this call only (the carrier plays busy). A 503 says
+		// the whole server is unavailable: carriers and proxies fail over or
+		// stop sending us calls for a while (RFC 3261 §21.5.4, RFC 3263
+		// §4.3), so one caller over its cap would cost everyone theirs.
+		// PBX per-peer call limits answer busy as well.
+		s.securityEvent(&s.vm.logs, "voicemail_cap", f.src.Addr().Unmap().String(), "limit", limit,
+			"number", number, "call_id", req.CallID().Value())
+		s.respond(f.tx, req, 486, "Busy Here")
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
+	counted := true // until the recording goroutine takes the count over
+	defer func() {
+		if counted {
+			s.vmRelease(src, number)
+		}
+	}()
 	host, _ := s.advertised(req)
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
@@ -103,12 +131,23 @@ func (s *Server) voicemail(f *fork) {
 	f.rec.Disposition = inbox.WentToVoicemail // recording; missed if no message comes of it
 	f.mu.Unlock()
 	f.save()
-	if !s.goTracked(func() {
+	// Where we take the caller's RTP, and where their SDP asked for ours
+	// (which we never send to by itself: see record).
+	sdpAddr := "none"
+	if neg.Remote.IsValid() {
+		sdpAddr = neg.Remote.String()
+	}
+	s.Log.Info("voicemail answered", "call_id", req.CallID().Value(), "number", number,
+		"rtp", netip.AddrPortFrom(ip, uint16(conn.Port())).String(), "sdp", sdpAddr)
+	if s.goTracked(func() {
+		defer s.vmRelease(src, number)
 		defer hangup()
 		defer conn.Close()
 		defer s.vm.put(req.CallID().Value(), nil)
 		s.record(ctx, vc, media.NewSession(conn, neg), neg)
 	}) {
+		counted = false
+	} else {
 		// Shutting down: no recording can start now.
 		hangup()
 		conn.Close()
@@ -134,16 +173,28 @@ func (s *Server) record(ctx context.Context, vc *vmCall, sess *media.Session, ne
 		greeting = pcmSamples(pcm)
 	}
 	started := s.Now()
-	if err := sess.Play(ctx, greeting); err == nil {
-		sess.Play(ctx, media.Beep())
-	}
-	rec := media.Recording{Reason: media.StopHangup} // hung up during the greeting
-	if ctx.Err() == nil {
-		var err error
-		rec, err = sess.Record(ctx, s.Record)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("voicemail: recording failed", "call_id", f.rec.CallID, "error", err)
+	rec := media.Recording{Reason: media.StopHangup} // hung up before the recording
+	// The greeting starts with the caller's first RTP packet. Before it we
+	// know no address the caller has shown to be theirs: the SDP's may be
+	// anyone's, and the session sends only where the caller's RTP comes
+	// from (symmetric RTP). Phones send RTP from the moment they are
+	// answered (voice, comfort noise or silence), so the caller still hears
+	// the greeting from its start. No RTP within the no-RTP timeout (its
+	// default when the recording's is off) ends the call as a recording
+	// without RTP would.
+	switch err := sess.WaitRTP(ctx, s.Record.NoRTPTimeout); {
+	case err == nil:
+		if err := sess.Play(ctx, greeting); err == nil {
+			sess.Play(ctx, media.Beep())
 		}
+		if ctx.Err() == nil {
+			rec, err = sess.Record(ctx, s.Record)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("voicemail: recording failed", "call_id", f.rec.CallID, "error", err)
+			}
+		}
+	case errors.Is(err, media.ErrNoRTP):
+		rec.Reason = media.StopNoRTP
 	}
 	switch rec.Reason {
 	case media.StopDTMF, media.StopMaxLength, media.StopSilence, media.StopNoRTP:

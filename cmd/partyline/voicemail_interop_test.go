@@ -353,15 +353,17 @@ func pcapAudio(t *testing.T, path string) ([]int16, int) {
 }
 
 // vmRTP is the caller's media side, played by the test: a socket offered
-// in the SDP (vm_caller_hungup.xml) that hears the greeting and the beep
-// and sends PCMA and RFC 4733 events to where they came from.
+// in the SDP (vm_caller_hungup.xml) that sends RTP from the answer on, as
+// phones do (partyline sends nothing before the caller's first packet, and
+// then only to where it came from), hears the greeting and the beep, and
+// sends PCMA and RFC 4733 events.
 type vmRTP struct {
 	conn   *net.UDPConn
 	port   int
-	server netip.AddrPort // partyline's RTP address, learned from its packets
+	server netip.AddrPort // partyline's RTP address, from its "voicemail answered" line
 	seq    uint16
 	ts     uint32
-	sent   []int16 // what was sent, decoded as the recorder decodes it
+	sent   []int16 // what was sent after the greeting, decoded as the recorder decodes it
 }
 
 func newVMRTP(t *testing.T) *vmRTP {
@@ -374,15 +376,42 @@ func newVMRTP(t *testing.T) *vmRTP {
 	return &vmRTP{conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port, seq: 4000, ts: 160000}
 }
 
-// awaitRecording reads partyline's RTP, the greeting (0.2 s of silence)
-// and the beep, until the first silent packet after the beep: partyline
-// sends silence while it records, so from then on the recorder listens.
-// It returns when that packet came, or fails after limit.
-func (p *vmRTP) awaitRecording(t *testing.T, limit time.Duration) {
+var vmAnsweredRTP = regexp.MustCompile(`msg="voicemail answered" .*\brtp=(\S+)`)
+
+// awaitRecording takes partyline's RTP address from its log once it
+// answered, sends it 20 ms packets of silence until partyline's own RTP
+// comes back (the greeting starts with the caller's first packet), then
+// reads the greeting (0.2 s of silence) and the beep until the first silent
+// packet after the beep: partyline sends silence while it records, so from
+// then on the recorder listens. It returns when that packet came, or fails
+// after limit.
+func (p *vmRTP) awaitRecording(t *testing.T, lab *forkLab, limit time.Duration) {
 	t.Helper()
-	p.conn.SetReadDeadline(time.Now().Add(limit))
+	m := vmAnsweredRTP.FindStringSubmatch(lab.srv.await(t, `msg="voicemail answered"`))
+	if m == nil {
+		t.Fatalf("no rtp= in the voicemail answered line:\n%s", lab.srv.logText())
+	}
+	server, err := netip.ParseAddrPort(m[1])
+	if err != nil {
+		t.Fatalf("rtp=%s: %v", m[1], err)
+	}
+	p.server = server
+	deadline := time.Now().Add(limit)
 	defer p.conn.SetReadDeadline(time.Time{})
 	buf := make([]byte, 2048)
+	silence := media.PCMA.Encode(nil, make([]int16, 160))
+	for first := true; ; first = false {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTP from partyline within %s of sending it ours", limit)
+		}
+		p.write(vmPTAudio, silence, first) // not part of the message: sent before it
+		p.ts += 160
+		p.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) // the packet time
+		if _, _, err := p.conn.ReadFromUDPAddrPort(buf); err == nil {
+			break
+		}
+	}
+	p.conn.SetReadDeadline(deadline)
 	loud := 0
 	for {
 		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
@@ -393,7 +422,9 @@ func (p *vmRTP) awaitRecording(t *testing.T, limit time.Duration) {
 		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != vmPTAudio {
 			continue
 		}
-		p.server = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if from := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); from != p.server {
+			t.Fatalf("RTP from %v, partyline answered with %v", from, p.server)
+		}
 		switch level := meanAbs(media.PCMA.Decode(nil, pkt.Payload)); {
 		case level > 1000:
 			loud++
@@ -570,7 +601,7 @@ func TestVoicemailInterop(t *testing.T) {
 			lab := newVMLab(t, []string{"alice"}, nil)
 			p := newVMRTP(t)
 			caller := lab.vmSipp(t, "bye", "vm_caller_hungup.xml", lab.trunkPort, "-key", "rtp_port", strconv.Itoa(p.port))
-			p.awaitRecording(t, 10*time.Second)
+			p.awaitRecording(t, lab, 10*time.Second)
 			recording := time.Now()
 			tc.play(p)
 			expectExit0(t, caller) // SIPp got partyline's BYE
@@ -630,7 +661,7 @@ func TestVoicemailInterop(t *testing.T) {
 		lab := newVMLab(t, []string{"alice", "bob"}, nil)
 		p := newVMRTP(t)
 		caller := lab.vmSipp(t, "killed", "vm_caller_hungup.xml", lab.trunkPort, "-key", "rtp_port", strconv.Itoa(p.port))
-		p.awaitRecording(t, 10*time.Second)
+		p.awaitRecording(t, lab, 10*time.Second)
 		p.send(vmTone(2), 160, 20*time.Millisecond)
 		before := lab.calls(t)
 		lab.srv.stop(syscall.SIGKILL)
@@ -669,7 +700,7 @@ func TestVoicemailInterop(t *testing.T) {
 		// The restarted server records a new message whole.
 		p = newVMRTP(t)
 		caller = lab.vmSipp(t, "after", "vm_caller_hungup.xml", lab.trunkPort, "-key", "rtp_port", strconv.Itoa(p.port))
-		p.awaitRecording(t, 10*time.Second)
+		p.awaitRecording(t, lab, 10*time.Second)
 		p.send(vmTone(1.2), 160, 10*time.Millisecond)
 		p.pound()
 		expectExit0(t, caller)
