@@ -10,8 +10,8 @@ import (
 )
 
 // Limits bound what one source, number or user may hold at once in
-// voicemail (issue 14). It is part of Server; each comment states the
-// default used when the field is zero.
+// voicemail and message waiting (issue 14). It is part of Server; each
+// comment states the default used when the field is zero.
 type Limits struct {
 	// VoicemailPerSource bounds the voicemail calls in progress from one
 	// source IP address; the next is answered 486 Busy Here. Calls from a
@@ -21,6 +21,26 @@ type Limits struct {
 	// VoicemailPerNumber bounds the voicemail calls in progress to one
 	// shared number; the next is answered 486 Busy Here. Default 10.
 	VoicemailPerNumber int
+	// SubscriptionsPerDevice bounds one user's message-summary
+	// subscriptions from one device (the SUBSCRIBE's source IP and port,
+	// where its NOTIFYs go); the next is answered 403. Default 4.
+	SubscriptionsPerDevice int
+	// SubscriptionsPerUser bounds one user's subscriptions over all devices;
+	// the next is answered 403. Default 32.
+	SubscriptionsPerUser int
+	// MaxSubscriptionExpires caps a subscription's life: a longer Expires is
+	// lowered to it in the 200 and the NOTIFYs (RFC 6665 §4.2.1.1); shorter
+	// than Server.MinExpires is answered 423. Default 3600 s.
+	MaxSubscriptionExpires time.Duration
+	// NotifiesInFlight bounds the NOTIFY transactions in flight to one
+	// address; more wait, and a subscription's waiting NOTIFYs fold into
+	// one that tells the state as it is when sent. Default 2.
+	NotifiesInFlight int
+	// NotifyTimeout is how long a NOTIFY waits for its final response
+	// (retransmitted over UDP meanwhile); a NOTIFY that gets none, or a
+	// failure, ends its subscription (RFC 6665 §4.2.2). Default 32 s
+	// (Timer F).
+	NotifyTimeout time.Duration
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -30,8 +50,17 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-func (l *Limits) vmPerSource() int { return orDefault(l.VoicemailPerSource, 4) }
-func (l *Limits) vmPerNumber() int { return orDefault(l.VoicemailPerNumber, 10) }
+func (l *Limits) vmPerSource() int   { return orDefault(l.VoicemailPerSource, 4) }
+func (l *Limits) vmPerNumber() int   { return orDefault(l.VoicemailPerNumber, 10) }
+func (l *Limits) subsPerDevice() int { return orDefault(l.SubscriptionsPerDevice, 4) }
+func (l *Limits) subsPerUser() int   { return orDefault(l.SubscriptionsPerUser, 32) }
+func (l *Limits) maxSubExpires() time.Duration {
+	return orDefault(l.MaxSubscriptionExpires, 3600*time.Second)
+}
+func (l *Limits) notifiesInFlight() int { return orDefault(l.NotifiesInFlight, 2) }
+func (l *Limits) notifyTimeout() time.Duration {
+	return orDefault(l.NotifyTimeout, 32*time.Second)
+}
 
 // vmAdmit counts a voicemail call from src (the zero Addr for a trunk's
 // call) to number against the caps; false when over one, with the cap's
