@@ -205,3 +205,24 @@ func authorize(t *testing.T, challengeMsg, method, uri, user string, nc int) str
 
 // udpAddr is a for WriteToUDP.
 func udpAddr(a netip.AddrPort) *net.UDPAddr { return net.UDPAddrFromAddrPort(a) }
+
+// call has user, from p, call ruri (answering the 407 with nc 1) and
+// returns the first final response (the callee's phone decides it).
+func (p *rawPeer) call(e *env, ruri, user, callID string, wait time.Duration) string {
+	p.t.Helper()
+	invite := func(cseq int, auth string) string {
+		if auth != "" {
+			auth += "\r\n"
+		}
+		return fmt.Sprintf("INVITE %s SIP/2.0\r\n%s\r\nFrom: <sip:%s@%s>;tag=c%d\r\nTo: <%s>\r\nCall-ID: %s\r\nCSeq: %d INVITE\r\n"+
+			"Max-Forwards: 70\r\nContact: <sip:%s@%s;transport=%s>\r\n%sContent-Length: 0\r\n\r\n",
+			ruri, p.via(), user, testRealm, p.seq.Load(), ruri, callID, cseq, user, p.local, strings.ToLower(p.transport), auth)
+	}
+	p.send(e, invite(1, ""))
+	chal := p.final(callID, wait)
+	if statusCode(chal) != 407 {
+		p.t.Fatalf("%s's call: want 407, got %q", user, chal)
+	}
+	p.send(e, invite(2, authorize(p.t, chal, "INVITE", ruri, user, 1)))
+	return p.final(callID, wait)
+}

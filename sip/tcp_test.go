@@ -295,6 +295,14 @@ func TestTCPFlood(t *testing.T) {
 	if b := e.loc.Lookup("alice"); len(b) != 1 {
 		t.Fatalf("alice's bindings after registering over TCP: %+v", b)
 	}
+	// and calls from there over TCP: alice rings bob's phone, he answers.
+	numberWith(t, e, "alice", "bob")
+	bob := newDevice(t, e, "bob", "udp", func(d *device) { d.answer <- 200 })
+	caller := newRawPeer(t, e, "TCP", "127.0.0.2")
+	if res := caller.call(e, "sip:bob@"+e.addr.String(), "alice", "flood-call", 5*time.Second); statusCode(res) != 200 {
+		t.Fatalf("alice's call to bob during the flood: %q", res)
+	}
+	recv(t, bob.invites, "bob's INVITE")
 	udpOptions(t, e)
 	stillServing(t, e)
 
