@@ -77,7 +77,9 @@ func newDevice(t testing.TB, e *env, user, transport string, opts ...func(*devic
 			res := sip.NewResponseFromRequest(req, code, map[bool]string{true: "OK", false: "Decline"}[code == 200], nil)
 			res.To().Params.Add("tag", tag)
 			if code == 200 {
-				res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", user, d.addr, strings.ToLower(transport))))
+				// The device's address as the INVITE names it (d.addr is
+				// set after the server starts: not read here).
+				res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%d;transport=%s>", user, req.Recipient.Host, req.Recipient.Port, strings.ToLower(transport))))
 			}
 			tx.Respond(res)
 		case <-cancelled:
