@@ -299,7 +299,8 @@ step() {
 	mkdir -p "$dir"
 	workspace "$data"
 	step_load=$(lib_load)
-	lib_start_partyline "$bin" "$data" --rtp-ports "$RTP_PORTS"
+	# Every caller of the step calls the one number: no per-number cap.
+	lib_start_partyline "$bin" "$data" --rtp-ports "$RTP_PORTS" --voicemail-per-number 100000
 	sip_hex=$(hexport "$sport")
 
 	# The sampler: every 0.5 s a line "S <time> <server CPU ticks> <open RTP

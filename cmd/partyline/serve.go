@@ -33,6 +33,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var realtime int
 	var unprovenRate float64
 	var digestURIServer bool
+	var vmPerNumber int
 	var demoSeeded *admin.Demo
 	cmd := &cobra.Command{
 		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--realtime PRIORITY] [--demo]",
@@ -101,6 +102,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.Realtime = realtime
 			sipSrv.UnprovenRate = unprovenRate
 			sipSrv.DigestURIServer = digestURIServer
+			sipSrv.VoicemailPerNumber = vmPerNumber
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			svc.SendText = sipSrv.SendText
 			svc.Typing = sipSrv.Typing
@@ -146,6 +148,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&realtime, "realtime", 0, "read SIP over UDP on threads under SCHED_RR at this priority, 1-99: a carrier's call is forked the moment it arrives, even on a busy machine; needs root, CAP_SYS_NICE or ulimit -r (0: the normal scheduler)")
 	cmd.Flags().Float64Var(&unprovenRate, "unproven-rate", 0, "requests a second one source IP may send without valid credentials (challenges) before it is banned for flooding; 0: the default, 20 (burst 200); -1: no limit, for load tests from one address")
 	cmd.Flags().BoolVar(&digestURIServer, "digest-uri-server", false, "also accept digest credentials whose uri is this server's address instead of the Request-URI, as SIPp 3.6 sends them (weaker: such credentials are not bound to a destination)")
+	cmd.Flags().IntVar(&vmPerNumber, "voicemail-per-number", 0, "voicemail calls in progress to one shared number at once; more get 486 Busy Here (0: the default, 10)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
 	return cmd
 }
