@@ -15,6 +15,15 @@
 //   - a panic while handling one message is recovered, counted and logged;
 //     it never stops the server;
 //   - an unknown user and a wrong password get the same answer;
+//   - nothing is kept for a request before it proves who sent it (a
+//     trunk's address, a dialog of ours, or digest credentials with a
+//     nonce we sent to that address, counted once, over its own
+//     Request-URI): the challenge is stateless and rate-limited per source;
+//   - headers are read and removed by name in any case and compact form
+//     (headers.go), never in a loop without a bound;
+//   - a user's requests carry the user's identity, never what the phone
+//     asserted (From, P-Asserted-Identity and the like);
+//   - a trunk's addresses are never banned;
 //   - a REGISTER is answered 200 only after its bindings are committed;
 //   - nothing reaches a trunk unless it comes from an authenticated member
 //     of the shared number it goes out as (calls and texts alike);
