@@ -57,9 +57,9 @@ func showCall(w io.Writer, c inbox.Call) {
 		return t.Local().Format("15:04:05.000")
 	}
 	fmt.Fprintf(w, "call         %s\nnumber       %s (%s)\nremote       %s\nstarted      %s\nanswered     %s\nended        %s\nduration     %ds\ndisposition  %s\n",
-		c.ID, c.Number, c.Direction, c.Remote, c.StartedAt.Local().Format("2006-01-02 15:04:05"), ts(c.AnsweredAt), ts(c.EndedAt), c.DurationS, c.Disposition)
+		c.ID, c.Number, c.Direction, printable(c.Remote), c.StartedAt.Local().Format("2006-01-02 15:04:05"), ts(c.AnsweredAt), ts(c.EndedAt), c.DurationS, c.Disposition)
 	if c.AnsweredBy != nil {
-		fmt.Fprintf(w, "answered by  %s on %s (%s)\n", c.AnsweredBy.User, c.AnsweredBy.Contact, orDash(c.AnsweredBy.UserAgent))
+		fmt.Fprintf(w, "answered by  %s on %s (%s)\n", c.AnsweredBy.User, printable(c.AnsweredBy.Contact), printable(orDash(c.AnsweredBy.UserAgent)))
 	}
 	for _, u := range c.Skipped {
 		fmt.Fprintf(w, "not rung     %s: no registered device\n", u)

@@ -80,7 +80,7 @@ func newInboxCmd(g *globals) *cobra.Command {
 			RunE: func(cmd *cobra.Command, args []string) error {
 				var v admin.ConversationView
 				return g.call(cmd, admin.OpInboxState, admin.InboxArgs{ID: args[0], State: st.state}, &v, func() {
-					fmt.Fprintf(cmd.OutOrStdout(), "conversation %s with %s is %s\n", v.ID, party(v), v.State)
+					fmt.Fprintf(cmd.OutOrStdout(), "conversation %s with %s is %s\n", v.ID, printable(party(v)), v.State)
 				})
 			},
 		})
@@ -96,7 +96,7 @@ func party(c admin.ConversationView) string {
 }
 
 func showConversation(w io.Writer, d admin.ConversationDetail) {
-	fmt.Fprintf(w, "conversation %s\nnumber       %s\nparty        %s\nstate        %s\n", d.ID, d.Number, party(d.ConversationView), d.State)
+	fmt.Fprintf(w, "conversation %s\nnumber       %s\nparty        %s\nstate        %s\n", d.ID, d.Number, printable(party(d.ConversationView)), d.State)
 	for _, o := range d.OpenedBy {
 		fmt.Fprintf(w, "opened by    %s at %s\n", o.User, o.At.Local().Format("2006-01-02 15:04:05"))
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/partyline/partyline/inbox"
 )
 
 // TestTableEscapesControls is issue 14's finding 10: a text or User-Agent
@@ -48,5 +50,23 @@ func TestTableEscapesControls(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q in:\n%s", want, out)
 		}
+	}
+}
+
+// TestShowCallEscapesControls: the lines of "calls show" outside its
+// table (the remote party, the answering phone's contact and User-Agent,
+// all set by whoever sent the call or registered) carry no raw controls.
+func TestShowCallEscapesControls(t *testing.T) {
+	var buf bytes.Buffer
+	showCall(&buf, inbox.Call{ID: "c1", Number: "+15551230001", Direction: "inbound", Remote: "+1555\x1b]0;pwned\x07",
+		AnsweredBy: &inbox.Answerer{User: "ann", Contact: "sip:ann@h\x1b[2J", UserAgent: "Evil\u009b2J"}})
+	out := buf.String()
+	for _, bad := range []string{"\x1b", "\x07", "\u009b"} {
+		if strings.Contains(out, bad) {
+			t.Fatalf("calls show printed %q raw:\n%q", bad, out)
+		}
+	}
+	if !strings.Contains(out, `\x1b`) {
+		t.Fatalf("the escape is not shown:\n%s", out)
 	}
 }
