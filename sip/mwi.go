@@ -6,7 +6,6 @@ package sip
 // NOTIFYs (unless NoUnsolicitedMWI).
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -366,39 +365,6 @@ func (s *Server) sendNotify(req *sip.Request, user, dest, transport string) *sip
 	req.SetBody([]byte(s.summary(user)))
 	s.viaTo(req, host, port, transport, dest)
 	return s.requestWithin(req, s.notifyTimeout())
-}
-
-// requestWithin sends r, built whole by us, in a client transaction and
-// returns its final response, or nil when none came within d; the
-// transaction then ends, so its retransmissions stop. One that got its
-// final response stays until Timer K to absorb the response's
-// retransmissions.
-func (s *Server) requestWithin(r *sip.Request, d time.Duration) *sip.Response {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
-	cancel()
-	if err != nil {
-		s.Log.Debug("sending request", "method", string(r.Method), "call_id", r.CallID().Value(), "error", err)
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res == nil {
-				return nil
-			}
-			if res.StatusCode >= 200 {
-				return res
-			}
-		case <-tx.Done():
-			return nil
-		case <-t.C:
-			tx.Terminate()
-			return nil
-		}
-	}
 }
 
 // advertisedLocal is our host:port for requests we originate.

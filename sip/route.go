@@ -220,6 +220,15 @@ func (s *Server) viaTo(r *sip.Request, host string, port int, transport, dest st
 // for its final response (nil when none came), bounded by the
 // transaction's own timers (Timer F, 32 s).
 func (s *Server) sendFinal(r *sip.Request) *sip.Response {
+	return s.requestWithin(r, sip.Timer_F)
+}
+
+// requestWithin sends r, built whole by us, in a client transaction and
+// returns its final response, or nil when none came within d; the
+// transaction then ends, so its retransmissions stop. One that got its
+// final response stays until Timer K to absorb the response's
+// retransmissions.
+func (s *Server) requestWithin(r *sip.Request, d time.Duration) *sip.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	tx, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
 	cancel()
@@ -227,14 +236,21 @@ func (s *Server) sendFinal(r *sip.Request) *sip.Response {
 		s.Log.Debug("sending request", "method", string(r.Method), "call_id", r.CallID().Value(), "error", err)
 		return nil
 	}
-	defer tx.Terminate()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	for {
 		select {
 		case res := <-tx.Responses():
-			if res == nil || res.StatusCode >= 200 {
+			if res == nil {
+				return nil
+			}
+			if res.StatusCode >= 200 {
 				return res
 			}
 		case <-tx.Done():
+			return nil
+		case <-t.C:
+			tx.Terminate()
 			return nil
 		}
 	}
