@@ -2,9 +2,10 @@ package sip
 
 // The torture corpora (RFC 4475, RFC 5118) run three ways: through the
 // admission function, over a real UDP socket and over a real TCP
-// connection written in small random chunks. The corpora live in
-// ../shared/testdata and are read in place, byte for byte (several files
-// use LF-only or odd line endings on purpose).
+// connection written in small random chunks. The corpora are the RFCs' own
+// messages, kept byte for byte in testdata/rfc4475 and testdata/rfc5118 at
+// the repository's root (several files use LF-only or odd line endings on
+// purpose).
 
 import (
 	"bufio"
@@ -74,16 +75,13 @@ type torture struct {
 // response reports whether the message is a response (no answer is ever due).
 func (c torture) response() bool { return bytes.HasPrefix(c.data, []byte("SIP/")) }
 
-// corpusDir returns ../shared/testdata/<name>; missing, it skips the test
-// (fails it in CI, where the corpus must be present).
+// corpusDir returns ../testdata/<name>, the corpus kept in the repository;
+// missing, it fails the test.
 func corpusDir(t testing.TB, name string) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "testdata", name)
+	dir := filepath.Join("..", "testdata", name)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("corpus %s missing (%v): CI must provide ../shared/testdata", dir, err)
-		}
-		t.Skipf("corpus %s missing: put the RFC torture messages in ../shared/testdata to run this test", dir)
+		t.Fatalf("corpus %s missing (%v): the RFC torture messages belong in testdata/%s", dir, err, name)
 	}
 	return dir
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// fuzzSeeds are hand-written messages, so the targets have seeds without
-// ../shared, plus every corpus file that is present.
+// fuzzSeeds are hand-written messages plus every file of the RFC 4475 and
+// RFC 5118 corpora (../testdata; a missing corpus fails).
 func fuzzSeeds(tb testing.TB) [][]byte {
 	seeds := [][]byte{
 		[]byte("OPTIONS sip:alice@test.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:bob@test.example>;tag=1\r\nTo: <sip:alice@test.example>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"),
@@ -23,7 +23,10 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		[]byte("garbage SIP/2.0\r\n\r\n"),
 	}
 	for _, dir := range []string{"rfc4475", "rfc5118"} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "testdata", dir, "*"))
+		files, _ := filepath.Glob(filepath.Join(corpusDir(tb, dir), "*"))
+		if len(files) == 0 {
+			tb.Fatalf("corpus ../testdata/%s is empty", dir)
+		}
 		for _, f := range files {
 			if filepath.Ext(f) == ".md" || filepath.Ext(f) == ".tsv" {
 				continue
