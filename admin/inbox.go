@@ -60,8 +60,8 @@ type (
 // MaxText is the longest text the CLI sends, in bytes.
 const MaxText = 1600
 
-func init() {
-	for name, op := range map[string]opFunc{
+func inboxOps() map[string]opFunc {
+	return map[string]opFunc{
 		OpInboxList: typed(func(ctx context.Context, s *Service, as string, a InboxArgs) (any, error) {
 			numbers, err := s.usableNumbers(as, a.Number)
 			if err != nil {
@@ -190,8 +190,6 @@ func init() {
 			}
 			return m, nil
 		}),
-	} {
-		ops[name] = op
 	}
 }
 

@@ -168,3 +168,35 @@ func TestVoicemailOps(t *testing.T) {
 		t.Fatal("greeting not stored")
 	}
 }
+
+// TestArgumentsStrict: every operation refuses an argument it does not
+// take, saying which, and changes nothing; a value of the wrong type is
+// refused naming the field too.
+func TestArgumentsStrict(t *testing.T) {
+	s := openService(t)
+	ops := operations()
+	if len(ops) != 38 {
+		t.Errorf("%d operations, want 38: a group left out of operations()?", len(ops))
+	}
+	for name := range ops {
+		resp := s.Handle(context.Background(), Request{Op: name, Args: json.RawMessage(`{"colour":"red"}`)})
+		want := `bad arguments: unknown field "colour": this partyline server may be older than the CLI`
+		if resp.Error == nil || resp.Error.Kind != "invalid" || !strings.Contains(resp.Error.Message, want) {
+			t.Errorf("%s with an unknown field: %+v, want invalid %q", name, resp.Error, want)
+		}
+	}
+	e := call(t, s, "", OpUserAdd, map[string]any{"name": "olga", "password": "s3cret-pass", "colour": "red"}, nil)
+	if e == nil || e.Message != `invalid: bad arguments: unknown field "colour": this partyline server may be older than the CLI` {
+		t.Fatalf("user.add with an unknown field: %v", e)
+	}
+	if users := s.Directory().Snapshot().Users(); len(users) != 0 {
+		t.Fatalf("user.add with an unknown field added %v", users)
+	}
+	e = call(t, s, "", OpUserAdd, map[string]any{"name": "olga", "password": "s3cret-pass", "role": 7}, nil)
+	if e == nil || e.Kind != "invalid" || !strings.Contains(e.Message, "UserArgs.role of type string") {
+		t.Fatalf("a number for a string: %v", e)
+	}
+	if e := call(t, s, "", OpUserAdd, UserArgs{Name: "olga", Password: "s3cret-pass"}, nil); e != nil {
+		t.Fatalf("the same without the unknown field: %v", e)
+	}
+}

@@ -27,6 +27,7 @@ type Service struct {
 	loc *location.Store
 	box *inbox.Store
 	log *slog.Logger
+	ops map[string]opFunc
 
 	// OnVoicemailChange, when set, is told the number whose voicemail
 	// changed (heard, deleted) so phones' message lamps follow.
@@ -83,7 +84,7 @@ func open(cfg config.Config, log *slog.Logger, uid int) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, box: box, log: log}, nil
+	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, box: box, log: log, ops: operations()}, nil
 }
 
 // Directory is the live directory the server routes with.
@@ -150,7 +151,7 @@ func (s *Service) Handle(ctx context.Context, req Request) (resp Response) {
 			resp = Response{Error: &Error{Kind: "internal", Message: "internal error: see the server log"}}
 		}
 	}()
-	op, ok := ops[req.Op]
+	op, ok := s.ops[req.Op]
 	if !ok {
 		return Response{Error: &Error{Kind: "invalid", Message: fmt.Sprintf("unknown operation %q: this partyline server may be older than the CLI", req.Op)}}
 	}
