@@ -44,16 +44,14 @@ peers:
 
 ## bench: Go benchmarks, then the load scripts (SIPp on loopback against binaries built from this
 ## tree): voicemail (bench/vm.sh, root), then registrations and forked calls, partyline and
-## Kamailio side by side (bench/kamailio/run.sh, installs Kamailio when missing), then the
-## forked calls again with both servers' SIP receive under real-time priority (REALTIME=10:
-## serve --realtime 10). About 20-25 minutes; each heavy run takes $(BENCH_LOCK) so it never
-## overlaps another. Not part of "make test".
+## Kamailio side by side (bench/kamailio/run.sh, installs Kamailio when missing). About 15-20
+## minutes; each heavy run takes $(BENCH_LOCK) so it never overlaps another. Not part of
+## "make test".
 BENCH_LOCK ?= /tmp/partyline-bench.lock
 bench: build
 	flock $(BENCH_LOCK) $(GO) test -run '^$$' -bench . -benchmem -timeout 10m ./...
 	flock $(BENCH_LOCK) bench/vm.sh
 	LOCK=$(BENCH_LOCK) bench/kamailio/run.sh
-	LOCK=$(BENCH_LOCK) REALTIME=10 bench/kamailio/run.sh fork3
 
 clean:
 	rm -rf bin

@@ -40,14 +40,13 @@
 #   P99_LIMIT_MS (200), GENERATORS (2: caller SIPps sharing the
 #   rate), FANOUT_RATE (500; 0 skips), ANSWERER (last or first), KEEP=1
 #   keeps the work folder (server log, SIPp logs, data), TRACE=1 adds SIPp
-#   message logs (-trace_msg; slow), REALTIME (SCHED_RR priority of the
-#   server's SIP receive threads, `serve --realtime`; for Kamailio, whose
-#   receivers are its workers, real_time=7 rt_policy=1 rt_prio=10 in
-#   kamailio.cfg; default 0: the normal scheduler), FANOUT_DUMP (a file for
+#   message logs (-trace_msg; slow), REALTIME (Kamailio only: its
+#   workers under SCHED_RR, real_time=7 rt_policy=1 rt_prio=10 in
+#   kamailio.cfg; partyline has no such option; default 0), FANOUT_DUMP (a file for
 #   every call of the fan-out step: the INVITE's kernel time in Unix ns, its
 #   source port, first and last branch out in ns after it), GOTRACE (a
 #   file for Go's runtime trace of the server during the fan-out step, from
-#   `serve --pprof`; partyline only; read it with bench/readerwait).
+#   `serve --pprof`; partyline only; read it with `go tool trace`).
 # Needs: go, sipp (Debian package sip-tester), jq, bc; root for the fan-out;
 #   kamailio for TARGET=kamailio; curl for GOTRACE.
 set -euo pipefail
@@ -113,7 +112,8 @@ if [ "$TARGET" = partyline ]; then
 		lib_free_port
 		pprof=(--pprof "127.0.0.1:$port")
 	fi
-	lib_start_partyline "$bin" "$data" --realtime "$REALTIME" "${pprof[@]}"
+	[ "$REALTIME" = 0 ] || { echo "fork3.sh: REALTIME is for Kamailio only (partyline runs on the normal scheduler)" >&2; exit 2; }
+	lib_start_partyline "$bin" "$data" "${pprof[@]}"
 else
 	# kamailio.cfg: passwords "password-USER", members rung ben, cat, ann.
 	[ "${ANSWERER:-last}" = last ] || { echo "fork3.sh: kamailio.cfg rings ann last only" >&2; exit 2; }

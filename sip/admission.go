@@ -19,10 +19,8 @@ package sip
 // 10. routing                                           → registrar, OPTIONS, ...
 //
 // Stages 1–8 run on the raw bytes before sipgo sees them (admit, called by
-// the socket wrappers in conn.go); 9–10 run in the request handler (serve),
-// except that an INVITE a trusted trunk sends to a shared number is forked
-// right after stage 8, on the reading goroutine (arrival.go), with the same
-// decisions 9 and 10 would take.
+// the socket wrappers in conn.go), with the stateless half of 9; 9–10 run
+// in the request handler (serve).
 // Responses are checked by stages 1–3 only and then go to sipgo's
 // transaction layer, which drops the unsolicited ones.
 //
@@ -91,9 +89,6 @@ func (s *Server) admitFrom(data []byte, src netip.AddrPort, transport string, re
 	}()
 	var req *sip.Request
 	v, resp = s.stagesInto(data, src, &req)
-	if v == pass && req != nil && req.Method == sip.INVITE {
-		s.forkOnArrival(req, src, transport)
-	}
 	if v == pass && req != nil && req.Method == sip.REGISTER && respond != nil {
 		select {
 		case s.registering <- struct{}{}:

@@ -19,40 +19,12 @@ type packetConn struct {
 	net.PacketConn
 	s   *Server
 	buf []byte
-	rt  *rtReader // Server.Realtime: set by the first read (realtime_linux.go)
-	out *directSender
-}
-
-// WriteTo sends past the net package's per-socket write lock where it can
-// (send_linux.go).
-func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if c.out != nil {
-		if n, ok, err := c.out.send(b, addr); ok {
-			return n, err
-		}
-	}
-	return c.PacketConn.WriteTo(b, addr)
-}
-
-func (c *packetConn) Close() error {
-	if c.out != nil {
-		c.out.close()
-	}
-	return c.PacketConn.Close()
 }
 
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		var n int
-		var addr net.Addr
-		var err error
-		if c.s.Realtime > 0 {
-			n, addr, err = c.readRealtime(c.buf)
-		} else {
-			n, addr, err = c.PacketConn.ReadFrom(c.buf)
-		}
+		n, addr, err := c.PacketConn.ReadFrom(c.buf)
 		if err != nil {
-			c.releaseRealtime() // sipgo stops reading this socket
 			return 0, addr, err
 		}
 		data := c.buf[:n]

@@ -1,9 +1,7 @@
 // Package sip is partyline's SIP side: the UDP and TCP listeners, the one
 // admission pipeline every message passes (admission.go), digest
 // authentication, the registrar, the forking proxy for shared numbers and
-// its in-dialog routing (proxy.go, route.go, dialog.go), forking a
-// carrier's call on the thread that read it (arrival.go) and real-time
-// receive threads (realtime_linux.go), voicemail
+// its in-dialog routing (proxy.go, route.go, dialog.go), voicemail
 // (voicemail.go) and message waiting (mwi.go), and texts (message.go). It
 // wraps github.com/emiago/sipgo; no sipgo type leaves this package.
 //
@@ -28,8 +26,7 @@
 //   - nothing reaches a trunk unless it comes from an authenticated member
 //     of the shared number it goes out as (calls and texts alike);
 //   - a text from a trunk is answered 200 only after it is stored;
-//   - finished transactions are kept 5 s (Kamailio's wait timer), not
-//     64*T1: later retransmissions are handled as stray messages;
-//   - a call is forked once: an INVITE forked on arrival and its
-//     retransmissions are left to the transaction its handler adopts.
+//   - finished transactions are kept as RFC 3261 says (32 s over UDP,
+//     Timers D and J): a request resent within that is answered again and
+//     handled once.
 package sip

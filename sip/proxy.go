@@ -77,9 +77,7 @@ type fork struct {
 	best        *sip.Response // best failure so far
 	events      chan struct{}
 
-	tmpl    *sip.Request // what every branch INVITE shares (branchRequest)
-	arrival *arrival     // set when forked on arrival (arrival.go)
-	rung    int          // steps rung before run (on arrival: the first)
+	tmpl *sip.Request // what every branch INVITE shares (branchRequest)
 }
 
 type branch struct {
@@ -102,12 +100,10 @@ type branch struct {
 // inviteNumber forks an INVITE to a shared number, or goes on with the
 // fork started when it arrived.
 func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user, number string) {
-	f := s.adopt(req, tx)
+	f := s.numberFork(req, tx, src, user, number)
 	if f == nil {
-		if f = s.numberFork(req, tx, src, user, number); f == nil {
-			s.respond(tx, req, 404, "Not Found")
-			return
-		}
+		s.respond(tx, req, 404, "Not Found")
+		return
 	}
 	f.start()
 }
@@ -164,12 +160,9 @@ func (s *Server) userPAI(user string) string {
 	return "<sip:" + user + "@" + s.dir.Realm() + ">"
 }
 
-// start records the call (a fork started on arrival has already) and
-// rings until it is settled.
+// start records the call and rings until it is settled.
 func (f *fork) start() {
-	if f.arrival == nil {
-		f.save()
-	}
+	f.save()
 	f.tx.OnCancel(func(r *sip.Request) { f.callerCancelled() })
 	f.run()
 }
@@ -373,9 +366,7 @@ func (f *fork) run() {
 		if f.over() {
 			break
 		}
-		if step >= f.rung {
-			f.ring(step)
-		}
+		f.ring(step)
 		ringTime := f.s.RingTime
 		if f.plan.Custom {
 			ringTime = time.Duration(f.plan.Seconds[step]) * time.Second
@@ -536,9 +527,6 @@ func keepAsBuilt(*sipgo.Client, *sip.Request) error { return nil }
 // watch reads one branch's responses until its final one.
 func (b *branch) watch() {
 	f := b.f
-	if f.arrival != nil {
-		<-f.arrival.adopted // responses go upstream through the transaction
-	}
 	for {
 		select {
 		case res, ok := <-b.tx.Responses():
@@ -854,9 +842,6 @@ func (f *fork) finish() {
 
 // relay sends a branch's response upstream through the server transaction.
 func (f *fork) relay(res *sip.Response) {
-	if f.tx == nil {
-		return // forked on arrival and never adopted: nobody to tell
-	}
 	up := res.Clone()
 	up.RemoveHeader("Via") // ours, on top
 	up.ReplaceHeader(cloneFrom(f.req.From()))

@@ -77,14 +77,6 @@ type Server struct {
 	RingTime time.Duration
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration
-	// Realtime, when 1-99, runs the thread reading each UDP socket under
-	// SCHED_RR at that priority (realtime_linux.go); Start fails when the
-	// process may not. Default 0: the normal scheduler.
-	Realtime int
-	// AdoptTimeout is how long a call forked on arrival (arrival.go) may
-	// wait for its transaction before its branches are cancelled.
-	// Default 5 s.
-	AdoptTimeout time.Duration
 	// Advertise is the host[:port] put in Via and Record-Route. Default:
 	// the listen address, or when that is unspecified, the address the
 	// request was sent to.
@@ -143,7 +135,6 @@ type Server struct {
 	srv          *sipgo.Server
 	client       *sipgo.Client
 	dialogs      *dialogs
-	arrivals     arrivals
 	subs         *subscriptions
 	typing       typingState
 	voicemails   Voicemails
@@ -159,7 +150,6 @@ type Server struct {
 	addrs        []netip.AddrPort // their addresses (Addrs)
 	udpSiblings  []net.PacketConn // more readers on the same ports
 	udpReaders   int              // sockets per UDP address (bind)
-	holdP        bool             // Realtime: readers keep their P while they wait (realtime_linux.go)
 	tcp          []net.Listener
 	conns        connTable // open TCP connections, for the caps (tcp.go)
 
@@ -183,9 +173,6 @@ func New(dir Directory, loc *location.Store, calls CallLog) *Server {
 }
 
 var setGlobals sync.Once
-
-// waitTimer is how long a finished transaction is kept (see Start).
-const waitTimer = 5 * time.Second
 
 func (s *Server) defaults() {
 	if len(s.Listen) == 0 {
@@ -239,12 +226,6 @@ func (s *Server) defaults() {
 	if s.RingTime == 0 {
 		s.RingTime = 25 * time.Second
 	}
-	if s.AdoptTimeout == 0 {
-		s.AdoptTimeout = 5 * time.Second
-	}
-	if s.arrivals.m == nil {
-		s.arrivals.m = map[string]*fork{}
-	}
 	if s.TimerC == 0 {
 		s.TimerC = 3 * time.Minute
 	}
@@ -260,14 +241,12 @@ func (s *Server) defaults() {
 // Start binds every listen address on UDP and TCP (the same port on both).
 func (s *Server) Start() error {
 	s.defaults()
+	// Transactions keep sipgo's timers, RFC 3261's: a finished one stays
+	// 32 s over UDP (Timers D, J; none over TCP) and T4 = 5 s (I, K), so a
+	// request resent within 32 s is answered again and handled once.
+	// Message sizes are sipgo globals too, the same for every server and
+	// client in the process; they only raise its limits.
 	setGlobals.Do(func() {
-		// A finished transaction stays this long to absorb retransmissions
-		// (RFC 3261 Timers D, I, J, K; RFC 6026 Timers L, M), Kamailio's
-		// tm wait timer (wt_timer, 5 s) rather than 64*T1: a peer has
-		// resent for 5 s by then, and each forked call's seven or so
-		// transactions kept 32 s held 1.7 GiB at 900 calls/s. A 2xx
-		// resent after that is still relayed (stray 2xx, RFC 3261 §16.7).
-		sip.Timer_D, sip.Timer_I, sip.Timer_J, sip.Timer_K, sip.Timer_L, sip.Timer_M = waitTimer, waitTimer, waitTimer, waitTimer, waitTimer, waitTimer
 		// Registrar answers with several Contacts exceed the 1500-byte default.
 		sip.UDPMTUSize = 65000
 		// Read whole datagrams up to the UDP maximum (the default is 32 KiB,
@@ -275,12 +254,6 @@ func (s *Server) Start() error {
 		sip.TransportBufferReadSize = 65535
 	})
 	s.udpReaders = runtime.GOMAXPROCS(0)
-	if s.Realtime != 0 {
-		if err := checkRealtime(s.Realtime); err != nil {
-			return err
-		}
-		s.udpReaders, s.holdP = realtimeReaders(runtime.NumCPU(), runtime.GOMAXPROCS(0), len(s.Listen))
-	}
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
 	s.bans = newBans(s.BanThreshold, s.BanSourceThreshold, s.BanWindow, s.BanFor)
@@ -371,27 +344,13 @@ func (s *Server) bind(addr string) error {
 	return fmt.Errorf("no free port pair for %s", addr)
 }
 
-// realtimeReaders: how many real-time readers each of addrs listen
-// addresses gets, and whether they keep their P while they wait. Those
-// that keep one get at most half the Ps together (serve sets twice the
-// CPUs) and one per CPU, so the other half runs everything else; where
-// that leaves less than one per address, each address gets one reader
-// that gives its P back while it waits.
-func realtimeReaders(cpus, procs, addrs int) (perAddr int, holdP bool) {
-	perAddr = min(cpus, procs/2) / max(addrs, 1)
-	if perAddr < 1 {
-		return 1, false
-	}
-	return perAddr, true
-}
-
 func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
 	if uc, ok := pc.(*net.UDPConn); ok {
 		// Absorb bursts while a reader is not scheduled (the kernel caps
 		// this at net.core.rmem_max).
 		uc.SetReadBuffer(4 << 20)
 	}
-	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16), out: newDirectSender(pc)}
+	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)}
 }
 
 // reusePort sets SO_REUSEPORT so sibling sockets can share a UDP port.

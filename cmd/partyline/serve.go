@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -30,13 +29,12 @@ func newServeCmd(g *globals) *cobra.Command {
 	var rtpPorts string
 	var unsolicitedMWI bool
 	var pprofAddr string
-	var realtime int
 	var unprovenRate float64
 	var digestURIServer bool
 	var vmPerNumber int
 	var demoSeeded *admin.Demo
 	cmd := &cobra.Command{
-		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--realtime PRIORITY] [--demo]",
+		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,14 +45,6 @@ func newServeCmd(g *globals) *cobra.Command {
 				// at 5x the live heap instead of 2x takes a GC cost that
 				// held registrations back (bench/reg.sh) for a few MiB.
 				debug.SetGCPercent(400)
-			}
-			if realtime < 0 || realtime > 99 {
-				return failure{fmt.Errorf("--realtime %d: give a priority from 1 to 99 (0 leaves SIP on the normal scheduler)", realtime)}
-			}
-			if realtime != 0 && os.Getenv("GOMAXPROCS") == "" {
-				// A real-time receive thread keeps its P while it waits
-				// (one reader per CPU): as many Ps again for the rest.
-				runtime.GOMAXPROCS(2 * runtime.NumCPU())
 			}
 			if pprofAddr != "" {
 				stopProfiler, err := serveProfiler(pprofAddr, log)
@@ -99,7 +89,6 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
 			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI
-			sipSrv.Realtime = realtime
 			sipSrv.UnprovenRate = unprovenRate
 			sipSrv.DigestURIServer = digestURIServer
 			sipSrv.VoicemailPerNumber = vmPerNumber
@@ -145,7 +134,6 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&rtpPorts, "rtp-ports", "20000-20999", "UDP port range for voicemail media, LOW-HIGH")
 	cmd.Flags().BoolVar(&unsolicitedMWI, "mwi-unsolicited", true, "send message-waiting NOTIFYs to registered phones that did not subscribe")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", os.Getenv("PARTYLINE_PPROF"), "serve Go's profiler (net/http/pprof) on this loopback HOST:PORT, e.g. 127.0.0.1:6060 (env PARTYLINE_PPROF)")
-	cmd.Flags().IntVar(&realtime, "realtime", 0, "read SIP over UDP on threads under SCHED_RR at this priority, 1-99: a carrier's call is forked the moment it arrives, even on a busy machine; needs root, CAP_SYS_NICE or ulimit -r (0: the normal scheduler)")
 	cmd.Flags().Float64Var(&unprovenRate, "unproven-rate", 0, "requests a second one source IP may send without valid credentials (challenges) before it is banned for flooding; 0: the default, 20 (burst 200); -1: no limit, for load tests from one address")
 	cmd.Flags().BoolVar(&digestURIServer, "digest-uri-server", false, "also accept digest credentials whose uri is this server's address instead of the Request-URI, as SIPp 3.6 sends them (weaker: such credentials are not bound to a destination)")
 	cmd.Flags().IntVar(&vmPerNumber, "voicemail-per-number", 0, "voicemail calls in progress to one shared number at once; more get 486 Busy Here (0: the default, 10)")
