@@ -70,12 +70,13 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 	}
 	vmEv, conv := voicemailEvent(s.NewID(), v), s.NewID()
 	var callEv Event
+	var callConv string // its own: the call's party may not be the voicemail's
 	if call != nil {
-		callEv = callEvent(s.NewID(), call)
+		callEv, callConv = callEvent(s.NewID(), call), s.NewID()
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if call != nil {
-			if err := s.putCall(tx, call.ID, call.Number, call.Remote, rec, &callEv, conv); err != nil {
+			if err := s.putCall(tx, call.ID, call.Number, call.Remote, rec, &callEv, callConv); err != nil {
 				return err
 			}
 		}
