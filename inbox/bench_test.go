@@ -132,12 +132,13 @@ func BenchmarkAppendText(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s, err := Open(db, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	checkAfter(b, s)
 	var mu sync.Mutex
 	n := 0
 	b.SetParallelism(32) // 64 writers on 2 cores

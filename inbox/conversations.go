@@ -91,7 +91,7 @@ func (e Event) Item() string {
 
 func (s *Store) convBuckets(tx *bolt.Tx) error {
 	for _, b := range [][]byte{bucketConv, bucketConvParty, bucketConvNumber, bucketConvState, bucketConvRead,
-		bucketEvents, bucketEventNumber, bucketItems, bucketMessages} {
+		bucketEvents, bucketEventNumber, bucketItems, bucketMessages, bucketMessageKeys} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -147,17 +147,26 @@ func (s *Store) appendItem(tx *bolt.Tx, number, party, newConv string, ev *Event
 	if err := tx.Bucket(bucketItems).Put([]byte(ev.Item()), []byte(c.ID)); err != nil {
 		return c, err
 	}
-	c.LastItem, c.LastAt, c.LastKind, c.LastEvent = ev.ID, ev.At, ev.Kind, ev.ID
-	c.LastSummary = summary(ev.Text)
-	if ev.Kind == KindComment {
-		c.LastSummary = summary(ev.User + ": " + ev.Text)
+	// The newest by id, not the last written: two writers' batches may
+	// commit in the other order than their ids were made.
+	if ev.ID > c.LastItem {
+		c.LastItem, c.LastAt, c.LastKind, c.LastSummary = ev.ID, ev.At, ev.Kind, itemSummary(ev)
 	}
+	c.LastEvent = max(c.LastEvent, ev.ID)
 	c.Items++
 	if ev.Inbound {
-		c.LastInbound = ev.ID
+		c.LastInbound = max(c.LastInbound, ev.ID)
 		c.State = StateUnread
 	}
 	return c, putConv(tx, &old, &c)
+}
+
+// itemSummary is how the listing shows an item: a comment with its author.
+func itemSummary(ev *Event) string {
+	if ev.Kind == KindComment {
+		return summary(ev.User + ": " + ev.Text)
+	}
+	return summary(ev.Text)
 }
 
 // appendActivity adds an opening or state change; it does not move the
@@ -168,7 +177,7 @@ func (s *Store) appendActivity(tx *bolt.Tx, c *Conversation, ev *Event) error {
 		return err
 	}
 	old := *c
-	c.LastEvent = ev.ID
+	c.LastEvent = max(c.LastEvent, ev.ID)
 	return putConv(tx, &old, c)
 }
 

@@ -11,8 +11,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// clockStore is a store whose clock the test moves.
+// clockStore is a store whose clock the test moves; the test's cleanup
+// checks it (checkAfter).
 func clockStore(t testing.TB) (*Store, *time.Time) {
+	t.Helper()
+	s, now := uncheckedStore(t)
+	checkAfter(t, s)
+	return s, now
+}
+
+// uncheckedStore is clockStore without the final Check, for a test that
+// breaks the store on purpose.
+func uncheckedStore(t testing.TB) (*Store, *time.Time) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "i.db"), 0o600, &bolt.Options{NoSync: true})
 	if err != nil {
@@ -242,8 +252,10 @@ func TestBackfillOldWorkspace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	s, _ := Open(db, func() time.Time { return t0 })
+	checkAfter(t, s)
 	const num = "+15551230001"
 	first := &Call{ID: s.NewID(), Number: num, Direction: "inbound", Remote: "+15557654321", StartedAt: t0, Disposition: Missed}
 	second := &Call{ID: s.NewID(), Number: num, Direction: "inbound", Remote: "+15557654321", StartedAt: t0.Add(time.Hour), Disposition: WentToVoicemail}
@@ -294,5 +306,4 @@ func TestBackfillOldWorkspace(t *testing.T) {
 	if items[0].Kind != KindMessage {
 		t.Fatalf("newest item: %+v", items[0])
 	}
-	db.Close()
 }

@@ -9,20 +9,37 @@
 // activity. Calls, voicemail and texts keep their own records (a call's is
 // rewritten at each step); the timeline refers to them.
 //
-// Invariants:
+// Invariants (Store.Check verifies those about what is stored: indexes,
+// timelines, keys and counters; the inbox tests run it after every test
+// that opens a store, sip's tests after every server they stop):
 //   - a call record is written whole in one transaction at each step
 //     (ringing, answered, ended), so a crash loses at most the latest step;
 //     its first write also adds it to its conversation, in that transaction;
 //   - a voicemail is written with its audio, its call record and its
 //     timeline entry in one transaction: whole or absent;
 //   - a text is committed to disk with its timeline entry before the SIP
-//     side answers 200;
+//     side answers 200; a text received with a Key (InboundKey: Call-ID,
+//     CSeq number, From tag) is stored at most once, its key written in
+//     the same transaction and kept as long as the text;
 //   - ids are time-ordered (8 bytes big-endian nanoseconds, 8 bytes
 //     sequence, in hex), so newest first is a reverse cursor walk; a
 //     timeline is keyed conversation id + event id and reads in time order;
-//   - every index entry (calls and events by number, conversations by
-//     number, by number and state, by party, items to their conversation)
-//     is written in the same transaction as what it names;
+//   - every index entry is written in the same transaction as what it
+//     names, and names an existing record of that number: calls and
+//     voicemail by number, conversations by party, by number and by number
+//     and state (under their current last item and state, no stale entry),
+//     events by number, items to their conversation, text keys to their
+//     text, contacts by phone, read markers to the reader's own opening;
+//     and every record is in each index it belongs to;
+//   - every call (with a number), voicemail and text is an item of exactly
+//     one timeline, of the conversation of its number and party, with its
+//     direction; a timeline's call and text items name existing records (a
+//     voicemail may be deleted since), its comments answer items of the
+//     same conversation;
+//   - a conversation's Items counts its timeline's items, and LastItem
+//     (with its time, kind and summary), LastInbound and LastEvent are its
+//     newest item, inbound item and event by id, whatever order concurrent
+//     writers committed in;
 //   - a conversation's state is open, unread (an inbound item nobody has
 //     opened since) or done (archived until the next inbound item).
 //

@@ -3,12 +3,16 @@ package inbox
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-var bucketMessages = []byte("inbox.messages") // message id → Message
+var (
+	bucketMessages    = []byte("inbox.messages")        // message id → Message
+	bucketMessageKeys = []byte("inbox.messages.by_key") // Message.Key → message id
+)
 
 // Message statuses.
 const (
@@ -37,6 +41,7 @@ type Message struct {
 	Status      string     `json:"status"`
 	StatusCode  int        `json:"status_code,omitempty"` // the trunk's final answer (outbound)
 	CallID      string     `json:"call_id,omitempty"`
+	Key         string     `json:"key,omitempty"`        // inbound over SIP: stored once per key (InboundKey)
 	Deliveries  []Delivery `json:"deliveries,omitempty"` // inbound: one per device
 }
 
@@ -49,42 +54,105 @@ type Delivery struct {
 	At      time.Time `json:"at"`
 }
 
+// InboundKey is the key a text received over SIP is stored once by: a
+// carrier that did not get our 200 resends the same MESSAGE, with the same
+// Call-ID, CSeq number and From tag (RFC 3261 §8.1.1, §17.2.3).
+func InboundKey(callID string, cseq uint32, fromTag string) string {
+	return strconv.FormatUint(uint64(cseq), 10) + " " + strconv.Itoa(len(fromTag)) + ":" + fromTag + " " + callID
+}
+
 // SaveMessage stores a new text and appends it to its conversation, in one
 // transaction committed to disk before it returns; an inbound one makes
-// the conversation unread.
+// the conversation unread. A text whose Key is already stored is refused
+// with ErrExists (SaveInbound returns the stored one instead).
 func (s *Store) SaveMessage(m *Message) error {
+	_, dup, err := s.saveMessage(m)
+	if dup {
+		return fmt.Errorf("%w: a message with key %q", ErrExists, m.Key)
+	}
+	return err
+}
+
+// SaveInbound stores a received text at most once per m.Key (InboundKey):
+// the first time as SaveMessage does, returning m with dup false; when a
+// text with that key is already stored (a carrier's resend, even after a
+// restart), it writes nothing and returns the stored text with dup true.
+// A key lasts as long as its text.
+func (s *Store) SaveInbound(m *Message) (stored Message, dup bool, err error) {
+	if m.Key == "" {
+		return Message{}, false, fmt.Errorf("inbound message without key")
+	}
+	return s.saveMessage(m)
+}
+
+// saveMessage writes m, its key and its timeline entry in one transaction,
+// or (dup) returns the text already stored under m.Key.
+func (s *Store) saveMessage(m *Message) (stored Message, dup bool, err error) {
 	if m.ID == "" || m.Number == "" || m.Party == "" {
-		return fmt.Errorf("message without id, number or party")
+		return Message{}, false, fmt.Errorf("message without id, number or party")
 	}
 	v, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return Message{}, false, err
 	}
 	ev := Event{ID: s.NewID(), Kind: KindMessage, At: m.At.UTC(), Inbound: m.Direction == "inbound", Ref: m.ID, User: m.Member, Text: m.Text}
 	conv := s.NewID()
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMessages).Get([]byte(m.ID)) != nil {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		stored, dup = Message{}, false // Batch may run this more than once
+		msgs, keys := tx.Bucket(bucketMessages), tx.Bucket(bucketMessageKeys)
+		if m.Key != "" {
+			if id := keys.Get([]byte(m.Key)); id != nil {
+				raw := msgs.Get(id)
+				if raw == nil {
+					return fmt.Errorf("message key %q names message %s, which is missing", m.Key, id)
+				}
+				dup = true
+				return json.Unmarshal(raw, &stored)
+			}
+		}
+		if msgs.Get([]byte(m.ID)) != nil {
 			return fmt.Errorf("%w: message %s", ErrExists, m.ID)
 		}
-		if err := tx.Bucket(bucketMessages).Put([]byte(m.ID), v); err != nil {
+		if err := msgs.Put([]byte(m.ID), v); err != nil {
 			return err
+		}
+		if m.Key != "" {
+			if err := keys.Put([]byte(m.Key), []byte(m.ID)); err != nil {
+				return err
+			}
 		}
 		_, err := s.appendItem(tx, m.Number, m.Party, conv, &ev)
 		return err
 	})
+	if err != nil {
+		return Message{}, false, err
+	}
+	if !dup {
+		stored = *m
+	}
+	return stored, dup, nil
 }
 
 // UpdateMessage rewrites a stored text's status and deliveries; the
-// timeline already has it.
+// timeline already has it, and its Key stays what it was stored with.
 func (s *Store) UpdateMessage(m *Message) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMessages)
-		if b.Get([]byte(m.ID)) == nil {
+		raw := b.Get([]byte(m.ID))
+		if raw == nil {
 			return fmt.Errorf("%w: no message %q", ErrNotFound, m.ID)
+		}
+		var was struct {
+			Key string `json:"key"`
+		}
+		if err := json.Unmarshal(raw, &was); err != nil {
+			return fmt.Errorf("message %s: %w", m.ID, err)
+		}
+		up := *m
+		up.Key = was.Key
+		v, err := json.Marshal(&up)
+		if err != nil {
+			return err
 		}
 		return b.Put([]byte(m.ID), v)
 	})
