@@ -139,6 +139,9 @@ func (e *env) stop() {
 	}
 	e.cancel()
 	<-e.done
+	if err := e.inbox.Check(); err != nil {
+		e.t.Error(err)
+	}
 	e.db.Close()
 	e.cancel = nil
 }
