@@ -84,3 +84,19 @@ func fileUID(fi os.FileInfo) int {
 	}
 	return -1
 }
+
+// PrepareDataDir makes the data directory (mode 0700) when it is missing
+// and refuses one that another user owns or that group or others may write
+// to (ErrUnsafe): whoever can write it can plant the admin socket. Call it
+// before opening anything in the directory.
+func PrepareDataDir(dir string) error {
+	return prepareDataDir(dir, os.Geteuid())
+}
+
+// prepareDataDir is PrepareDataDir for the user uid.
+func prepareDataDir(dir string, uid int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	return checkDataDir(dir, uid)
+}

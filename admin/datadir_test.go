@@ -84,9 +84,9 @@ func (f *fakeAdmin) heardNothing(t *testing.T) {
 }
 
 // addOlga is what root runs in the attack: partyline user add with a
-// password, through Connect as the CLI does.
+// password, through Dial as the CLI does.
 func addOlga(cfg config.Config, uid int) error {
-	c, err := connect(cfg, uid)
+	c, err := dial(cfg, uid)
 	if err != nil {
 		return err
 	}
@@ -107,11 +107,8 @@ func TestDataDirOpenToOthers(t *testing.T) {
 		}
 		cfg := config.Config{DataDir: dir}
 		want := "data directory " + dir + " is writable by group/others"
-		if s, err := Open(cfg, nil); err == nil || !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), ": chmod 700 "+dir) {
-			t.Errorf("Open on a %04o directory: %v", mode, err)
-			if err == nil {
-				s.Close()
-			}
+		if err := PrepareDataDir(dir); err == nil || !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), ": chmod 700 "+dir) {
+			t.Errorf("PrepareDataDir on a %04o directory: %v", mode, err)
 		}
 		f := listenFake(t, dir) // another user got there first
 		if err := addOlga(cfg, os.Geteuid()); err == nil || !strings.Contains(err.Error(), want) {
@@ -125,20 +122,19 @@ func TestDataDirOpenToOthers(t *testing.T) {
 	}
 	// A directory partyline creates is 0700, and fine; so is 0755.
 	dir := filepath.Join(t.TempDir(), "new", "data")
-	s, err := Open(config.Config{DataDir: dir}, nil)
-	if err != nil {
+	if err := PrepareDataDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
 		t.Errorf("new data directory has mode %04o, want 0700", fi.Mode().Perm())
 	}
 	os.Chmod(dir, 0o755)
-	c, err := Connect(config.Config{DataDir: dir})
-	if err != nil {
+	if err := PrepareDataDir(dir); err != nil {
 		t.Fatalf("a 0755 directory: %v", err)
 	}
-	c.Close()
+	if _, err := Dial(config.Config{DataDir: dir}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("Dial a 0755 directory where no server runs: %v", err)
+	}
 }
 
 // TestDataDirOtherOwner: a data directory another user owns is refused.
@@ -149,14 +145,11 @@ func TestDataDirOtherOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "data directory " + dir + " belongs to uid 65534, not to uid 0 running partyline: run partyline as its owner"
-	if s, err := Open(config.Config{DataDir: dir}, nil); err == nil || err.Error() != want {
-		t.Errorf("Open: %v", err)
-		if err == nil {
-			s.Close()
-		}
+	if err := PrepareDataDir(dir); err == nil || err.Error() != want {
+		t.Errorf("PrepareDataDir: %v", err)
 	}
-	if _, err := Connect(config.Config{DataDir: dir}); err == nil || err.Error() != want {
-		t.Errorf("Connect: %v", err)
+	if _, err := Dial(config.Config{DataDir: dir}); err == nil || err.Error() != want {
+		t.Errorf("Dial: %v", err)
 	}
 }
 
@@ -181,8 +174,8 @@ func TestSocketOtherOwner(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "admin.sock"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Connect(config.Config{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "is not a socket: remove it") {
-		t.Fatalf("Connect to a regular file: %v", err)
+	if _, err := Dial(config.Config{DataDir: dir}); err == nil || !strings.Contains(err.Error(), "is not a socket: remove it") {
+		t.Fatalf("Dial a regular file: %v", err)
 	}
 }
 
@@ -238,7 +231,7 @@ func TestConnectOwnServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { done <- s.Serve(ctx, ln) }()
 	defer func() { cancel(); <-done }()
-	c, err := Connect(s.Config())
+	c, err := Dial(s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

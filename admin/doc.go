@@ -8,6 +8,11 @@
 // (the CLI opens the data directory itself). The same code decides both
 // ways, so rules, errors and output are identical.
 //
+// The service owns no store: cmd/partyline, the composition root, opens the
+// bbolt file and the stores on it (acl, location, inbox) and hands them to
+// New, for the server and for a command run without one alike. Each group
+// of operations is one file, listed in operations().
+//
 // Invariants: passwords cross the socket but are never logged or returned;
 // the socket is mode 0600 inside a 0700 directory; a failed operation
 // changes nothing.

@@ -90,8 +90,8 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(resp)
 }
 
-// Client runs requests against a running server or, when none runs, against
-// the data directory opened in this process.
+// Client runs requests against a running server (Dial) or a service in
+// this process (Local).
 type Client struct {
 	http  *http.Client // remote when set
 	local *Service
@@ -99,18 +99,23 @@ type Client struct {
 	Remote bool
 }
 
-// Connect reaches the server of cfg's data directory through its socket, or
-// opens the directory itself when no server listens there. A data directory
-// or socket another local user could have planted or tampered with is
-// refused (ErrUnsafe) before anything is sent: the directory must be ours
-// and closed to group and others, the socket ours, and the server behind
-// it running as us.
-func Connect(cfg config.Config) (*Client, error) {
-	return connect(cfg, os.Geteuid())
+// ErrNoServer: no server answers on the data directory's admin socket
+// (none runs, or one stopped without removing it): open the directory and
+// use Local.
+var ErrNoServer = errors.New("no partyline server runs on the data directory")
+
+// Dial reaches the server running on cfg's data directory through its
+// socket; ErrNoServer when none answers there. A data directory or socket
+// another local user could have planted or tampered with is refused
+// (ErrUnsafe) before anything is sent: the directory must be ours and
+// closed to group and others, the socket ours, and the server behind it
+// running as us.
+func Dial(cfg config.Config) (*Client, error) {
+	return dial(cfg, os.Geteuid())
 }
 
-// connect is Connect for the user uid.
-func connect(cfg config.Config, uid int) (*Client, error) {
+// dial is Dial for the user uid.
+func dial(cfg config.Config, uid int) (*Client, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -120,50 +125,50 @@ func connect(cfg config.Config, uid int) (*Client, error) {
 	}
 	sock := cfg.SocketPath()
 	switch err := checkSocket(sock, uid); {
-	case errors.Is(err, os.ErrNotExist): // no server
+	case errors.Is(err, os.ErrNotExist):
+		return nil, ErrNoServer
 	case err != nil:
 		return nil, err
-	default:
-		dial := func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", sock)
-			if err != nil {
-				return nil, err
-			}
-			if err := checkPeer(conn, sock, uid); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			return conn, nil
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := dial(ctx)
-		cancel()
-		if err == nil {
-			conn.Close()
-			hc := &http.Client{Transport: &http.Transport{
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-			}}
-			return &Client{http: hc, Remote: true}, nil
-		}
-		if errors.Is(err, ErrUnsafe) {
+	}
+	dialSock := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
 			return nil, err
 		}
-		// A stale socket (the server crashed): open the directory.
+		if err := checkPeer(conn, sock, uid); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
 	}
-	svc, err := open(cfg, nil, uid)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	conn, err := dialSock(ctx)
+	cancel()
+	if errors.Is(err, ErrUnsafe) {
 		return nil, err
 	}
-	return &Client{local: svc}, nil
+	if err != nil {
+		return nil, ErrNoServer // a stale socket: the server crashed
+	}
+	conn.Close()
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialSock(ctx) },
+	}}
+	return &Client{http: hc, Remote: true}, nil
 }
 
-// Close releases the data directory (local) or the connection (remote).
+// Local runs requests on svc in this process, when no server runs.
+func Local(svc *Service) *Client {
+	return &Client{local: svc}
+}
+
+// Close releases the connection to a server; a local client holds
+// nothing (its caller closes the data file).
 func (c *Client) Close() error {
-	if c.local != nil {
-		return c.local.Close()
+	if c.http != nil {
+		c.http.CloseIdleConnections()
 	}
-	c.http.CloseIdleConnections()
 	return nil
 }
 

@@ -15,16 +15,16 @@ import (
 func inboxWorkspace(t *testing.T) (*Service, inbox.Message) {
 	t.Helper()
 	s := openService(t)
-	d := s.Directory()
+	d := s.dir
 	addUsers(t, d, map[string]acl.Role{"olga": acl.RoleOwner, "adam": acl.RoleAdmin, "mia": acl.RoleMember, "moe": acl.RoleMember, "max": acl.RoleMember})
 	a, _ := d.AddNumber("", "+15551230001", "")
 	b, _ := d.AddNumber("", "+15551230002", "")
 	d.AddMember("", a, "mia", acl.RoleAdmin)
 	d.AddMember("", a, "moe", acl.RoleMember)
 	d.AddMember("", b, "max", acl.RoleMember)
-	m := inbox.Message{ID: s.Inbox().NewID(), Number: a, Party: "+15557654321", Direction: "inbound", Text: "where is my order?",
+	m := inbox.Message{ID: s.box.NewID(), Number: a, Party: "+15557654321", Direction: "inbound", Text: "where is my order?",
 		ContentType: "text/plain", At: time.Now(), Status: inbox.MsgReceived}
-	if err := s.Inbox().SaveMessage(&m); err != nil {
+	if err := s.box.SaveMessage(&m); err != nil {
 		t.Fatal(err)
 	}
 	return s, m

@@ -6,19 +6,37 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/config"
 	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/location"
 )
 
+// openService opens the stores on a new data directory, as cmd/partyline
+// does, and makes the service over them.
 func openService(t *testing.T) *Service {
 	t.Helper()
-	s, err := Open(config.Config{DataDir: t.TempDir(), Realm: "test.example"}, nil)
+	cfg := config.Config{DataDir: t.TempDir(), Realm: "test.example"}.WithDefaults()
+	db, err := bolt.Open(cfg.DBPath(), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	t.Cleanup(func() { db.Close() })
+	dir, err := acl.Open(db, acl.Options{Realm: cfg.Realm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := location.Open(db, location.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := inbox.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(cfg, Stores{Directory: dir, Location: loc, Inbox: box}, nil)
 }
 
 // addUsers adds users with their workspace roles (password "password1").
@@ -51,16 +69,16 @@ func call(t *testing.T, s *Service, as, op string, args any, out any) *Error {
 // another number is indistinguishable from a missing one.
 func TestCallHistoryAccess(t *testing.T) {
 	s := openService(t)
-	d := s.Directory()
+	d := s.dir
 	addUsers(t, d, map[string]acl.Role{"olga": acl.RoleOwner, "adam": acl.RoleAdmin, "mia": acl.RoleMember, "max": acl.RoleMember})
 	a, _ := d.AddNumber("", "+15551230001", "")
 	b, _ := d.AddNumber("", "+15551230002", "")
 	d.AddMember("", a, "mia", acl.RoleMember)
 	d.AddMember("", b, "max", acl.RoleMember)
-	ca := &inbox.Call{ID: s.Inbox().NewID(), Number: a, Disposition: inbox.Missed, Branches: []inbox.Branch{}}
-	cb := &inbox.Call{ID: s.Inbox().NewID(), Number: b, Disposition: inbox.Answered, Branches: []inbox.Branch{}}
-	s.Inbox().PutCall(ca)
-	s.Inbox().PutCall(cb)
+	ca := &inbox.Call{ID: s.box.NewID(), Number: a, Disposition: inbox.Missed, Branches: []inbox.Branch{}}
+	cb := &inbox.Call{ID: s.box.NewID(), Number: b, Disposition: inbox.Answered, Branches: []inbox.Branch{}}
+	s.box.PutCall(ca)
+	s.box.PutCall(cb)
 
 	var got []inbox.Call
 	if e := call(t, s, "mia", OpCalls, CallArgs{}, &got); e != nil || len(got) != 1 || got[0].ID != ca.ID {
@@ -88,7 +106,7 @@ func TestCallHistoryAccess(t *testing.T) {
 
 func TestFlowOps(t *testing.T) {
 	s := openService(t)
-	d := s.Directory()
+	d := s.dir
 	for _, u := range []string{"a", "b", "c"} {
 		d.AddUser("", acl.NewUser{Name: u, Password: "password1"})
 	}
@@ -113,7 +131,7 @@ func TestFlowOps(t *testing.T) {
 
 func TestVoicemailOps(t *testing.T) {
 	s := openService(t)
-	d := s.Directory()
+	d := s.dir
 	for _, u := range []struct {
 		n string
 		r acl.Role
@@ -125,8 +143,8 @@ func TestVoicemailOps(t *testing.T) {
 	d.AddMember("", n, "mia", acl.RoleMember)
 	var changed []string
 	s.OnVoicemailChange = func(number string) { changed = append(changed, number) }
-	v := &inbox.Voicemail{ID: s.Inbox().NewID(), Number: n, From: "+15550009999"}
-	if err := s.Inbox().SaveVoicemail(v, []byte{1, 0, 2, 0}, nil); err != nil {
+	v := &inbox.Voicemail{ID: s.box.NewID(), Number: n, From: "+15550009999"}
+	if err := s.box.SaveVoicemail(v, []byte{1, 0, 2, 0}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var list []inbox.Voicemail
@@ -164,7 +182,7 @@ func TestVoicemailOps(t *testing.T) {
 	if e := call(t, s, "nora", OpGreetingSet, VoicemailArgs{Number: n, PCM: make([]byte, 16000)}, nil); e != nil {
 		t.Fatal(e)
 	}
-	if g, _ := s.Inbox().Greeting(n); len(g) != 16000 {
+	if g, _ := s.box.Greeting(n); len(g) != 16000 {
 		t.Fatal("greeting not stored")
 	}
 }
@@ -189,7 +207,7 @@ func TestArgumentsStrict(t *testing.T) {
 	if e == nil || e.Message != `invalid: bad arguments: unknown field "colour": this partyline server may be older than the CLI` {
 		t.Fatalf("user.add with an unknown field: %v", e)
 	}
-	if users := s.Directory().Snapshot().Users(); len(users) != 0 {
+	if users := s.dir.Snapshot().Users(); len(users) != 0 {
 		t.Fatalf("user.add with an unknown field added %v", users)
 	}
 	e = call(t, s, "", OpUserAdd, map[string]any{"name": "olga", "password": "s3cret-pass", "role": 7}, nil)

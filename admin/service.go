@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/config"
@@ -16,13 +13,10 @@ import (
 	"github.com/partyline/partyline/location"
 )
 
-// ErrBusy: another process holds the data directory.
-var ErrBusy = errors.New("data directory in use")
-
-// Service owns the workspace's bbolt file and the directory in it.
+// Service runs the operations behind the CLI on the workspace's stores
+// and answers them on the admin socket.
 type Service struct {
 	cfg config.Config
-	db  *bolt.DB
 	dir *acl.Directory
 	loc *location.Store
 	box *inbox.Store
@@ -39,71 +33,23 @@ type Service struct {
 	Typing func(number, party string) []inbox.Typist
 }
 
-// Open opens (creating when needed) the data directory of cfg and takes the
-// bbolt file's lock, waiting at most cfg.LockTimeout. A data directory that
-// another user owns or that group or others may write to is refused
-// (ErrUnsafe): whoever can write it can plant the admin socket.
-func Open(cfg config.Config, log *slog.Logger) (*Service, error) {
-	return open(cfg, log, os.Geteuid())
+// Stores are the workspace's stores on its one bbolt file. The caller
+// (cmd/partyline, the composition root) opens them and closes the file; the
+// service works on them and owns none.
+type Stores struct {
+	Directory *acl.Directory
+	Location  *location.Store
+	Inbox     *inbox.Store
 }
 
-// open is Open for the user uid.
-func open(cfg config.Config, log *slog.Logger, uid int) (*Service, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+// New is the service over st for the data directory of cfg, whose admin
+// socket Listen opens; log may be nil.
+func New(cfg config.Config, st Stores, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the data directory: %w", err)
-	}
-	if err := checkDataDir(cfg.DataDir, uid); err != nil {
-		return nil, err
-	}
-	db, err := bolt.Open(cfg.DBPath(), 0o600, &bolt.Options{Timeout: cfg.LockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s is held by another partyline process (a server starting or stopping?): try again in a moment", ErrBusy, cfg.DataDir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", cfg.DBPath(), err)
-	}
-	dir, err := acl.Open(db, acl.Options{Realm: cfg.Realm})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	loc, err := location.Open(db, location.Options{})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	box, err := inbox.Open(db, nil)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &Service{cfg: cfg, db: db, dir: dir, loc: loc, box: box, log: log, ops: operations()}, nil
+	return &Service{cfg: cfg.WithDefaults(), dir: st.Directory, loc: st.Location, box: st.Inbox, log: log, ops: operations()}
 }
-
-// Directory is the live directory the server routes with.
-func (s *Service) Directory() *acl.Directory { return s.dir }
-
-// Location is the registrar's location store.
-func (s *Service) Location() *location.Store { return s.loc }
-
-// Inbox is the shared inbox store.
-func (s *Service) Inbox() *inbox.Store { return s.box }
-
-// DB is the workspace's bbolt file, for the other stores that share it.
-func (s *Service) DB() *bolt.DB { return s.db }
-
-// Config is the configuration the service was opened with, defaults filled.
-func (s *Service) Config() config.Config { return s.cfg }
-
-// Close releases the data file.
-func (s *Service) Close() error { return s.db.Close() }
 
 // Request is one CLI command.
 type Request struct {
@@ -120,7 +66,7 @@ type Response struct {
 
 // Error is a refused or failed operation as the CLI shows it.
 type Error struct {
-	Kind    string `json:"kind"` // forbidden, plan_limit, invalid, not_found, exists, last_owner, busy, internal
+	Kind    string `json:"kind"` // forbidden, plan_limit, invalid, not_found, exists, last_owner, needs_server, not_delivered, internal
 	Message string `json:"message"`
 }
 
@@ -133,7 +79,7 @@ func toError(err error) *Error {
 	}{
 		{acl.ErrForbidden, "forbidden"}, {acl.ErrPlanLimit, "plan_limit"}, {acl.ErrInvalid, "invalid"},
 		{acl.ErrNotFound, "not_found"}, {acl.ErrExists, "exists"}, {acl.ErrLastOwner, "last_owner"},
-		{ErrBusy, "busy"}, {ErrNeedsServer, "needs_server"}, {ErrNotDelivered, "not_delivered"},
+		{ErrNeedsServer, "needs_server"}, {ErrNotDelivered, "not_delivered"},
 	}
 	for _, k := range kinds {
 		if errors.Is(err, k.err) {

@@ -93,13 +93,32 @@ func (g *globals) config() config.Config {
 	return config.Config{DataDir: g.data}
 }
 
+// connect reaches the server running on the data directory or, when none
+// runs, opens the directory and runs the operations in this process; done
+// releases what it took.
+func (g *globals) connect() (c *admin.Client, done func(), err error) {
+	cfg := g.config()
+	c, err = admin.Dial(cfg)
+	if err == nil {
+		return c, func() { c.Close() }, nil
+	}
+	if !errors.Is(err, admin.ErrNoServer) {
+		return nil, nil, err
+	}
+	d, err := openData(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return admin.Local(d.service(nil)), func() { d.Close() }, nil
+}
+
 // callQuiet runs one admin operation, leaving the printing to the caller.
 func (g *globals) callQuiet(cmd *cobra.Command, op string, args any, out any) error {
-	c, err := admin.Connect(g.config())
+	c, done, err := g.connect()
 	if err != nil {
 		return failure{err}
 	}
-	defer c.Close()
+	defer done()
 	if err := c.Call(context.Background(), g.as, op, args, out); err != nil {
 		return failure{err}
 	}
@@ -109,11 +128,11 @@ func (g *globals) callQuiet(cmd *cobra.Command, op string, args any, out any) er
 // call runs one admin operation and prints its result with show (table) or
 // as JSON.
 func (g *globals) call(cmd *cobra.Command, op string, args any, out any, show func()) error {
-	c, err := admin.Connect(g.config())
+	c, done, err := g.connect()
 	if err != nil {
 		return failure{err}
 	}
-	defer c.Close()
+	defer done()
 	if err := c.Call(context.Background(), g.as, op, args, out); err != nil {
 		return failure{err}
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/partyline/partyline/admin"
 	"github.com/partyline/partyline/config"
 	"github.com/partyline/partyline/inbox"
 )
@@ -16,17 +15,17 @@ import (
 func vmDir(t *testing.T) (dir, id string) {
 	t.Helper()
 	dir = t.TempDir()
-	s, err := admin.Open(config.Config{DataDir: dir, Realm: "test.example"}, nil)
+	d, err := openData(config.Config{DataDir: dir, Realm: "test.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	n, err := s.Directory().AddNumber("", "+15551230001", "")
+	defer d.Close()
+	n, err := d.stores.Directory.AddNumber("", "+15551230001", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &inbox.Voicemail{ID: s.Inbox().NewID(), Number: n, From: "+15550009999"}
-	if err := s.Inbox().SaveVoicemail(v, make([]byte, 1600), nil); err != nil {
+	v := &inbox.Voicemail{ID: d.stores.Inbox.NewID(), Number: n, From: "+15550009999"}
+	if err := d.stores.Inbox.SaveVoicemail(v, make([]byte, 1600), nil); err != nil {
 		t.Fatal(err)
 	}
 	return dir, v.ID

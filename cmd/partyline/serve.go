@@ -57,13 +57,14 @@ func newServeCmd(g *globals) *cobra.Command {
 			cfg.Realm = realm
 			cfg.SIP = listen
 			cfg.LockTimeout = 10 * time.Second
-			svc, err := admin.Open(cfg, log)
+			data, err := openData(cfg)
 			if err != nil {
 				return failure{err}
 			}
-			defer svc.Close()
+			defer data.Close()
+			svc := data.service(log)
 			// Calls a crash or kill left open can no longer end: close them.
-			if n, err := svc.Inbox().CloseInterrupted(time.Now(), 24*time.Hour); err != nil {
+			if n, err := data.stores.Inbox.CloseInterrupted(time.Now(), 24*time.Hour); err != nil {
 				return failure{fmt.Errorf("closing interrupted call records: %w", err)}
 			} else if n > 0 {
 				log.Warn("closed call records left open by the last stop", "calls", n)
@@ -77,15 +78,15 @@ func newServeCmd(g *globals) *cobra.Command {
 					fmt.Fprint(cmd.OutOrStdout(), d.String())
 					demoSeeded = &d
 				} else {
-					log.Warn("demo not seeded: the workspace is not empty", "data", svc.Config().DataDir)
+					log.Warn("demo not seeded: the workspace is not empty", "data", data.cfg.DataDir)
 				}
 			}
 			ln, err := svc.Listen()
 			if err != nil {
 				return failure{err}
 			}
-			sipSrv := sip.New(svc.Directory(), svc.Location(), svc.Inbox())
-			sipSrv.Listen = svc.Config().SIP
+			sipSrv := sip.New(data.stores.Directory, data.stores.Location, data.stores.Inbox)
+			sipSrv.Listen = data.cfg.SIP
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
 			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI
@@ -117,8 +118,8 @@ func newServeCmd(g *globals) *cobra.Command {
 				sipDone <- sipSrv.Serve(ctx)
 				stop()
 			}()
-			log.Info("partyline ready", "data", svc.Config().DataDir, "admin", svc.Config().SocketPath(),
-				"sip", strings.Join(addrs, ","), "realm", svc.Directory().Realm())
+			log.Info("partyline ready", "data", data.cfg.DataDir, "admin", data.cfg.SocketPath(),
+				"sip", strings.Join(addrs, ","), "realm", data.stores.Directory.Realm())
 			adminErr := svc.Serve(ctx, ln)
 			stop()
 			sipErr := <-sipDone
