@@ -47,13 +47,35 @@ type (
 	// ConversationDetail is what "inbox show" returns.
 	ConversationDetail struct {
 		ConversationView
-		Timeline []inbox.Entry  `json:"timeline"`
+		Timeline []Entry        `json:"timeline"`
 		OpenedBy []Opening      `json:"opened_by"`
 		Typing   []inbox.Typist `json:"typing"`
 	}
 	Opening struct {
 		User string    `json:"user"`
 		At   time.Time `json:"at"`
+	}
+	// Entry is one entry of a conversation's timeline. ID is the item's one
+	// id: a call's, voicemail's or text's own record id (which "calls show"
+	// and the voicemail commands take too) or a comment's; "inbox comment"
+	// takes it. An opening or a state change is activity, no item: it has
+	// no id.
+	Entry struct {
+		ID      string    `json:"id,omitempty"`
+		Conv    string    `json:"conversation"`
+		Number  string    `json:"number"`
+		Kind    string    `json:"kind"`
+		At      time.Time `json:"at"`
+		Inbound bool      `json:"inbound,omitempty"`
+		User    string    `json:"user,omitempty"`   // who sent, commented, opened or changed the state
+		Text    string    `json:"text,omitempty"`   // a comment's text, an item's summary
+		Parent  string    `json:"parent,omitempty"` // a comment's item or the comment it answers
+		Thread  string    `json:"thread,omitempty"` // the item a comment's thread hangs on
+		State   string    `json:"state,omitempty"`  // a state change's new state
+		// The record of a call, voicemail or text; none when deleted since.
+		Call      *inbox.Call      `json:"call,omitempty"`
+		Voicemail *inbox.Voicemail `json:"voicemail,omitempty"`
+		Message   *inbox.Message   `json:"message,omitempty"`
 	}
 )
 
@@ -108,7 +130,10 @@ func inboxOps() map[string]opFunc {
 			if err != nil {
 				return nil, err
 			}
-			d := ConversationDetail{ConversationView: view, Timeline: entries, OpenedBy: []Opening{}, Typing: []inbox.Typist{}}
+			d := ConversationDetail{ConversationView: view, Timeline: make([]Entry, 0, len(entries)), OpenedBy: []Opening{}, Typing: []inbox.Typist{}}
+			for _, e := range entries {
+				d.Timeline = append(d.Timeline, entry(e))
+			}
 			d.State = c.State
 			for _, ev := range opened {
 				d.OpenedBy = append(d.OpenedBy, Opening{User: ev.User, At: ev.At})
@@ -191,6 +216,19 @@ func inboxOps() map[string]opFunc {
 			return m, nil
 		}),
 	}
+}
+
+// entry is a timeline entry as the CLI shows it: an item under its item id
+// (the inbox keeps a call, voicemail or text's event under an id of its
+// own, which nothing outside the inbox takes).
+func entry(e inbox.Entry) Entry {
+	v := Entry{Conv: e.Conv, Number: e.Number, Kind: e.Kind, At: e.At, Inbound: e.Inbound, User: e.User, Text: e.Text,
+		Parent: e.Parent, Thread: e.Thread, State: e.State, Call: e.Call, Voicemail: e.Voicemail, Message: e.Message}
+	switch e.Kind {
+	case inbox.KindCall, inbox.KindVoicemail, inbox.KindMessage, inbox.KindComment:
+		v.ID = e.Item()
+	}
+	return v
 }
 
 // actorLabel names the actor in the inbox ("operator" for the local one).

@@ -110,12 +110,12 @@ func showConversation(w io.Writer, d admin.ConversationDetail) {
 	fmt.Fprintln(w)
 	rows := [][]string{}
 	for _, e := range d.Timeline {
-		rows = append(rows, []string{e.At.Local().Format("2006-01-02 15:04:05"), e.Item(), e.Kind, orDash(who(e)), describe(e)})
+		rows = append(rows, []string{e.At.Local().Format("2006-01-02 15:04:05"), orDash(e.ID), e.Kind, orDash(who(e)), describe(e)})
 	}
 	table(w, "AT\tITEM\tKIND\tWHO\tWHAT", rows)
 }
 
-func who(e inbox.Entry) string {
+func who(e admin.Entry) string {
 	switch {
 	case e.User != "":
 		return e.User
@@ -126,7 +126,7 @@ func who(e inbox.Entry) string {
 }
 
 // describe is one line about a timeline entry.
-func describe(e inbox.Entry) string {
+func describe(e admin.Entry) string {
 	switch {
 	case e.Call != nil:
 		c := e.Call
@@ -166,7 +166,7 @@ func describe(e inbox.Entry) string {
 		return "opened"
 	case e.Kind == inbox.KindState:
 		return "marked " + e.State
-	case e.Ref != "":
+	case e.ID != "":
 		return e.Kind + " (deleted)"
 	}
 	return e.Kind

@@ -187,7 +187,7 @@ func TestInteropTexting(t *testing.T) {
 	}
 	// Comments and states from the CLI, as people read them.
 	out = lab.conversation(t, "ann", dest, func(d admin.ConversationDetail) bool { return len(d.Timeline) >= 3 })
-	ok(t, lab.dir, "--as", "ben", "inbox", "comment", out.Timeline[0].Item(), "--text", "ann has this one")
+	ok(t, lab.dir, "--as", "ben", "inbox", "comment", out.Timeline[0].ID, "--text", "ann has this one")
 	ok(t, lab.dir, "--as", "ann", "inbox", "done", out.ID)
 	show := ok(t, lab.dir, "--as", "ben", "inbox", "show", out.ID)
 	for _, want := range []string{"opened by    ann", "opened by    ben", "ann has this one", "marked done", "Your order shipped", "(sent)"} {
