@@ -132,11 +132,11 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		// the ACK a little (it may have been lost; the BYE goes anyway).
 		select {
 		case <-winner.acked:
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(s.AckWait):
 		}
 	}
 	// The request's own timers (Timer B/F, 32 s) bound the wait below.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.ConnectTimeout)
 	out, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
 	cancel()
 	if err != nil {

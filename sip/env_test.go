@@ -24,26 +24,6 @@ func init() {
 	sip.SetDefaultLogger(slog.New(slog.DiscardHandler))
 }
 
-// clock is a settable clock for tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // logBuffer collects log lines for assertions.
 type logBuffer struct {
 	mu sync.Mutex
@@ -79,14 +59,26 @@ type env struct {
 	addr   netip.AddrPort
 	cancel context.CancelFunc
 	done   chan error
+	manual bool // the server's timers run on clock
 }
 
 const testRealm = "test.example"
 
-// newEnv starts a server; configure may adjust it before Start.
+// newEnv starts a server; configure may adjust it before Start. Its
+// timers are real; its Now is e.clock's.
 func newEnv(t testing.TB, configure func(*Server)) *env {
+	return startEnv(t, false, configure)
+}
+
+// newManualEnv is newEnv with every timer of the server on e.clock too:
+// they fire only when the test moves the clock (e.clock.Advance).
+func newManualEnv(t testing.TB, configure func(*Server)) *env {
+	return startEnv(t, true, configure)
+}
+
+func startEnv(t testing.TB, manual bool, configure func(*Server)) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "p.db"), clock: newClock(), log: &logBuffer{}}
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "p.db"), clock: newClock(), log: &logBuffer{}, manual: manual}
 	e.open(configure)
 	for _, u := range []string{"alice", "bob"} {
 		if err := e.dir.AddUser("", acl.NewUser{Name: u, Password: "secret-" + u}); err != nil {
@@ -118,6 +110,9 @@ func (e *env) open(configure func(*Server)) {
 	e.srv = New(e.dir, e.loc, notifyLog{e.inbox, e.saved, e.texts})
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
+	if e.manual {
+		e.srv.Clock = e.clock
+	}
 	if configure != nil {
 		configure(e.srv)
 	}

@@ -68,9 +68,7 @@ type fork struct {
 	saving      bool       // a write is in flight
 	saved       *sync.Cond // signalled when saving ends
 	mu          sync.Mutex
-	answered    bool
-	cancelled   bool               // by the caller
-	finished    bool               // a final response went upstream
+	state       forkState
 	ringingSent bool               // a 180 went upstream
 	dialogs     map[string]*branch // by the To tag of each 2xx
 	branches    []*branch
@@ -79,6 +77,22 @@ type fork struct {
 
 	tmpl *sip.Request // what every branch INVITE shares (branchRequest)
 }
+
+// forkState is where a call stands; fork.mu guards it. It only moves
+// forward: stRinging, then stAnswered and stAnsweredUp, or stExpired, or
+// stCallerGone.
+type forkState int
+
+const (
+	stRinging    forkState = iota // branches ring; nothing final went upstream
+	stAnswered                    // a 2xx won; it has not gone upstream yet
+	stAnsweredUp                  // the winning 2xx went upstream
+	stExpired                     // the flow ended unanswered (Timer C): the final answer is still ours
+	stCallerGone                  // the caller cancelled: sipgo answered 487 upstream
+)
+
+// isAnswered: a 2xx won the call; f.mu held.
+func (f *fork) isAnswered() bool { return f.state == stAnswered || f.state == stAnsweredUp }
 
 type branch struct {
 	f       *fork
@@ -95,6 +109,13 @@ type branch struct {
 	cancelWant  string
 	cancelSent  bool
 	done        bool
+}
+
+// newFork is the one way a fork is made: the caller's INVITE and its
+// transaction, where it came from, its record and who rings in which step.
+// The caller sets from, pai, private and outbound before start.
+func (s *Server) newFork(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, rec *inbox.Call, plan acl.RingPlan[location.Binding]) *fork {
+	return &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, events: make(chan struct{}, 1)}
 }
 
 // inviteNumber forks an INVITE to a shared number, or goes on with the
@@ -123,7 +144,7 @@ func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src neti
 		CallID: req.CallID().Value(), StartedAt: now, Disposition: inbox.Ringing,
 		Skipped: plan.Skipped, Branches: []inbox.Branch{},
 	}
-	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, events: make(chan struct{}, 1)}
+	f := s.newFork(req, tx, src, rec, plan)
 	// Ringing phones show who calls: the shared address book's name for
 	// the caller's number, else the number.
 	from := cloneFrom(req.From())
@@ -178,8 +199,8 @@ func (s *Server) inviteUser(req *sip.Request, tx sip.ServerTransaction, src neti
 	plan := acl.RingPlan[location.Binding]{Batches: [][]acl.Ringing[location.Binding]{{{User: callee, Devices: devs}}},
 		Seconds: []int{int(s.TimerC / time.Second)}, Custom: true, Then: acl.ThenHangup}
 	rec := &inbox.Call{ID: "user-call", Direction: "internal", Remote: caller, CallID: req.CallID().Value(), StartedAt: s.Now(), Branches: []inbox.Branch{}}
-	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, private: true, events: make(chan struct{}, 1),
-		from: s.userFrom(req, caller), pai: s.userPAI(caller)}
+	f := s.newFork(req, tx, src, rec, plan)
+	f.private, f.from, f.pai = true, s.userFrom(req, caller), s.userPAI(caller)
 	f.start()
 }
 
@@ -216,8 +237,8 @@ func (s *Server) inviteOut(req *sip.Request, tx sip.ServerTransaction, src netip
 	if n, ok := snap.Number(number); ok {
 		from.DisplayName = n.Name
 	}
-	f := &fork{s: s, req: req, tx: tx, src: src, rec: rec, plan: plan, from: from, outbound: true,
-		pai: "<sip:" + number + "@" + host + ">", events: make(chan struct{}, 1)}
+	f := s.newFork(req, tx, src, rec, plan)
+	f.from, f.pai, f.outbound = from, "<sip:"+number+"@"+host+">", true
 	f.start()
 }
 
@@ -360,7 +381,7 @@ func (f *fork) waitSaved() {
 // run rings each step in turn until an answer, the caller's CANCEL, or the
 // end of the flow; it returns when the server transaction is settled.
 func (f *fork) run() {
-	timerC := time.NewTimer(f.s.TimerC)
+	timerC := f.s.Clock.NewTimer(f.s.TimerC)
 	defer timerC.Stop()
 	for step := range f.plan.Batches {
 		if f.over() {
@@ -371,20 +392,22 @@ func (f *fork) run() {
 		if f.plan.Custom {
 			ringTime = time.Duration(f.plan.Seconds[step]) * time.Second
 		}
-		ringTimer := time.NewTimer(ringTime)
+		ringTimer := f.s.Clock.NewTimer(ringTime)
 		stepOver := false
 		for !stepOver {
 			select {
 			case <-f.events:
 				stepOver = f.over() || f.stepSettled(step)
-			case <-ringTimer.C:
-				f.cancelStep(step, inbox.BranchNoAnswer, "")
+			case <-ringTimer.C():
+				f.cancelStep(step, inbox.BranchNoAnswer)
 				stepOver = true
-			case <-timerC.C:
-				f.cancelStep(-1, inbox.BranchNoAnswer, "")
+			case <-timerC.C():
+				f.cancelStep(-1, inbox.BranchNoAnswer)
 				stepOver = true
 				f.mu.Lock()
-				f.cancelled = true // stop the flow
+				if f.state == stRinging {
+					f.state = stExpired // stop the flow
+				}
 				f.mu.Unlock()
 			}
 		}
@@ -396,16 +419,11 @@ func (f *fork) run() {
 	f.finish()
 }
 
+// over: no more steps ring (answered, cancelled or expired).
 func (f *fork) over() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.answered || f.cancelled
-}
-
-func (f *fork) answeredNow() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.answered
+	return f.state != stRinging
 }
 
 // stepSettled: every branch of the step has a final response.
@@ -420,18 +438,18 @@ func (f *fork) stepSettled(step int) bool {
 	return true
 }
 
-// awaitSettled waits, at most 5 s, for branches that rang to send their
+// awaitSettled waits, at most SettleTimeout, for branches that rang to send their
 // final response (487 after our CANCEL); a branch that never sent even a
 // provisional is closed in the record as it stands, and its CANCEL still
 // goes out should a 1xx arrive later (RFC 3261 §9.1).
 func (f *fork) awaitSettled() {
-	deadline := time.NewTimer(5 * time.Second)
+	deadline := f.s.Clock.NewTimer(f.s.SettleTimeout)
 	defer deadline.Stop()
 	for {
 		f.mu.Lock()
 		waiting := false
 		for _, b := range f.branches {
-			if !b.done && b.provisional && !f.answered {
+			if !b.done && b.provisional && !f.isAnswered() {
 				waiting = true
 			}
 		}
@@ -442,7 +460,7 @@ func (f *fork) awaitSettled() {
 		select {
 		case <-f.events:
 			continue
-		case <-deadline.C:
+		case <-deadline.C():
 		}
 		break
 	}
@@ -481,7 +499,7 @@ func (f *fork) ring(step int) {
 				continue
 			}
 			f.mu.Lock()
-			if f.answered || f.cancelled {
+			if f.state != stRinging {
 				// Answered (or cancelled) while this step was still
 				// starting: the rest of it never rings.
 				f.mu.Unlock()
@@ -509,12 +527,13 @@ func (f *fork) ring(step int) {
 
 // branchTransaction sends a branch's INVITE in a client transaction. Over
 // UDP that never waits (the device's address is an IP and port, and the
-// socket is ours); over TCP or TLS it may connect first, for at most 10 s.
+// socket is ours); over TCP or TLS it may connect first, for at most
+// ConnectTimeout.
 func (s *Server) branchTransaction(r *sip.Request) (sip.ClientTransaction, error) {
 	ctx := context.Background()
 	if r.Transport() != "UDP" {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, s.ConnectTimeout)
 		defer cancel()
 	}
 	return s.client.TransactionRequest(ctx, r, keepAsBuilt)
@@ -564,7 +583,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 		// One 180 tells the caller it rings; more (one per phone) add
 		// nothing and confuse some carriers. Early media (a body) always goes.
 		f.mu.Lock()
-		send := code > 100 && !f.answered && !f.cancelled && (len(res.Body()) > 0 || !f.ringingSent)
+		send := code > 100 && f.state == stRinging && (len(res.Body()) > 0 || !f.ringingSent)
 		if send && len(res.Body()) == 0 {
 			f.ringingSent = true
 		}
@@ -575,7 +594,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 		return false
 	case code < 300:
 		f.mu.Lock()
-		first := !f.answered && !f.cancelled
+		first := f.state == stRinging
 		b.done = true
 		if tag := res.To().Params.GetOr("tag", ""); tag != "" {
 			// Each 2xx makes a dialog; in-dialog requests find their branch by it.
@@ -585,7 +604,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 			f.dialogs[tag] = b
 		}
 		if first {
-			f.answered = true
+			f.state = stAnswered
 			now := f.s.Now()
 			f.rec.AnsweredAt = &now
 			f.rec.Disposition = inbox.Answered
@@ -608,7 +627,7 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 		// transaction.
 		f.relay(res)
 		if first {
-			f.markFinished()
+			f.markRelayed()
 			f.cancelOthers(b)
 			f.save()
 		}
@@ -665,18 +684,18 @@ func (f *fork) endBranch(b *branch, outcome string, code int) {
 	br.EndedAt, br.Outcome, br.Status = &now, outcome, code
 }
 
-// awaitAnswerRelayed waits (at most 5 s) until the first 2xx has gone
+// awaitAnswerRelayed waits (at most SettleTimeout) until the first 2xx has gone
 // upstream through the server transaction. Its branch's watcher marks the
 // call answered before it relays the 2xx, and this handler may see that
 // first; sipgo ends a transaction without a final response as soon as its
 // handler returns, and the 2xx then went out twice: through the ended
 // transaction, and again statelessly (relay), so the caller ACKed twice.
 func (f *fork) awaitAnswerRelayed() {
-	deadline := time.NewTimer(5 * time.Second)
+	deadline := f.s.Clock.NewTimer(f.s.SettleTimeout)
 	defer deadline.Stop()
 	for {
 		f.mu.Lock()
-		relayed := f.finished
+		relayed := f.state == stAnsweredUp
 		f.mu.Unlock()
 		if relayed {
 			return
@@ -686,55 +705,26 @@ func (f *fork) awaitAnswerRelayed() {
 		}
 		select {
 		case <-f.events:
-		case <-deadline.C:
+		case <-deadline.C():
 			return
 		}
 	}
 }
 
-func (f *fork) markFinished() {
+// markRelayed: the winning 2xx went upstream.
+func (f *fork) markRelayed() {
 	f.mu.Lock()
-	f.finished = true
+	f.state = stAnsweredUp
 	f.mu.Unlock()
 }
 
-// cancelOthers cancels every live branch but the winner.
-func (f *fork) cancelOthers(winner *branch) {
+// cancel cancels every live branch that which picks (under f.mu), to be
+// recorded with outcome; the CANCELs go out as their branches allow.
+func (f *fork) cancel(which func(*branch) bool, outcome string) {
 	f.mu.Lock()
 	var todo []*branch
 	for _, b := range f.branches {
-		if b != winner && !b.done && b.cancelWant == "" {
-			b.cancelWant = inbox.BranchCancelledElsewhere
-			todo = append(todo, b)
-		}
-	}
-	f.mu.Unlock()
-	for _, b := range todo {
-		f.sendCancel(b)
-	}
-}
-
-func (f *fork) cancelPerson(user string) {
-	f.mu.Lock()
-	var todo []*branch
-	for _, b := range f.branches {
-		if b.user == user && !b.done && b.cancelWant == "" {
-			b.cancelWant = inbox.BranchDeclined
-			todo = append(todo, b)
-		}
-	}
-	f.mu.Unlock()
-	for _, b := range todo {
-		f.sendCancel(b)
-	}
-}
-
-// cancelStep cancels the live branches of a step (-1: all) with outcome.
-func (f *fork) cancelStep(step int, outcome, _ string) {
-	f.mu.Lock()
-	var todo []*branch
-	for _, b := range f.branches {
-		if (step < 0 || f.rec.Branches[b.idx].Step == step) && !b.done && b.cancelWant == "" {
+		if !b.done && b.cancelWant == "" && which(b) {
 			b.cancelWant = outcome
 			todo = append(todo, b)
 		}
@@ -745,18 +735,32 @@ func (f *fork) cancelStep(step int, outcome, _ string) {
 	}
 }
 
+// cancelOthers cancels every live branch but the winner.
+func (f *fork) cancelOthers(winner *branch) {
+	f.cancel(func(b *branch) bool { return b != winner }, inbox.BranchCancelledElsewhere)
+}
+
+// cancelPerson cancels a person's other devices after their decline.
+func (f *fork) cancelPerson(user string) {
+	f.cancel(func(b *branch) bool { return b.user == user }, inbox.BranchDeclined)
+}
+
+// cancelStep cancels the live branches of a step (-1: all) with outcome.
+func (f *fork) cancelStep(step int, outcome string) {
+	f.cancel(func(b *branch) bool { return step < 0 || f.rec.Branches[b.idx].Step == step }, outcome)
+}
+
 // callerCancelled: the caller's CANCEL reached the transaction (sipgo has
 // answered it 200 and the INVITE 487).
 func (f *fork) callerCancelled() {
 	f.mu.Lock()
-	if f.answered || f.cancelled {
+	if f.state != stRinging {
 		f.mu.Unlock()
 		return
 	}
-	f.cancelled = true
-	f.finished = true
+	f.state = stCallerGone
 	f.mu.Unlock()
-	f.cancelStep(-1, inbox.BranchCallerCancelled, "")
+	f.cancelStep(-1, inbox.BranchCallerCancelled)
 	f.poke()
 }
 
@@ -807,17 +811,17 @@ func cancelFor(inv *sip.Request, reason string) *sip.Request {
 // finish answers upstream when no 2xx did, and closes the record.
 func (f *fork) finish() {
 	f.mu.Lock()
-	answered, cancelled, finished := f.answered, f.cancelled, f.finished
+	answered, gone := f.isAnswered(), f.state == stCallerGone
 	best := f.best
 	f.mu.Unlock()
 	if answered {
 		f.awaitAnswerRelayed()
 	}
-	if !answered && !(cancelled && finished) && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private && f.s.vmStore != nil {
+	if !answered && !gone && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private && f.s.vmStore != nil {
 		f.s.voicemail(f)
 		return
 	}
-	if !answered && !(cancelled && finished) {
+	if !answered && !gone {
 		// No answer in any step, and no voicemail (hangup flow, or none
 		// configured): 480. An outbound call relays what the far end said
 		// (busy, not found, ...).

@@ -229,7 +229,7 @@ func (s *Server) sendFinal(r *sip.Request) *sip.Response {
 // final response stays until Timer K to absorb the response's
 // retransmissions.
 func (s *Server) requestWithin(r *sip.Request, d time.Duration) *sip.Response {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.ConnectTimeout)
 	tx, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
 	cancel()
 	if err != nil {

@@ -77,6 +77,23 @@ type Server struct {
 	RingTime time.Duration
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration
+	// SettleTimeout bounds how long an ended call waits for its cancelled
+	// branches' final responses (487), and for its winning 2xx to go
+	// upstream. Default 5 s.
+	SettleTimeout time.Duration
+	// ConnectTimeout bounds opening a connection (TCP) for a request we
+	// send, and handing it to the transaction layer. Default 10 s.
+	ConnectTimeout time.Duration
+	// AckWait is how long a BYE towards a phone waits for the caller's ACK
+	// to go first (it may have been lost). Default 500 ms.
+	AckWait time.Duration
+	// DrainTimeout bounds how long Serve waits at shutdown for voicemail
+	// recordings and record writes in progress. Default 15 s.
+	DrainTimeout time.Duration
+	// MaxRegistering bounds the REGISTERs being answered at once (each
+	// waits for its bindings' commit); more are dropped and retransmitted
+	// by the phones. Default 4096.
+	MaxRegistering int
 	// Advertise is the host[:port] put in Via and Record-Route. Default:
 	// the listen address, or when that is unspecified, the address the
 	// request was sent to.
@@ -114,8 +131,9 @@ type Server struct {
 	// TypingRefresh is how long an isComposing "active" without its own
 	// refresh counts as typing. Default 15 s.
 	TypingRefresh time.Duration
-	// Now is the clock. Default: the location store's.
-	Now func() time.Time
+	// Clock gives the time (Now) and the timers of calls. Default: real
+	// timers, and the location store's Now.
+	Clock Clock
 	// Log receives operator logs. Default: discard.
 	Log *slog.Logger
 	// Swept, when set, is called after each sweep with how many bindings it
@@ -229,8 +247,23 @@ func (s *Server) defaults() {
 	if s.TimerC == 0 {
 		s.TimerC = 3 * time.Minute
 	}
-	if s.Now == nil {
-		s.Now = s.loc.Now
+	if s.SettleTimeout == 0 {
+		s.SettleTimeout = 5 * time.Second
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = 10 * time.Second
+	}
+	if s.AckWait == 0 {
+		s.AckWait = 500 * time.Millisecond
+	}
+	if s.DrainTimeout == 0 {
+		s.DrainTimeout = 15 * time.Second
+	}
+	if s.MaxRegistering == 0 {
+		s.MaxRegistering = 4096
+	}
+	if s.Clock == nil {
+		s.Clock = realClock{now: s.loc.Now}
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
@@ -261,7 +294,7 @@ func (s *Server) Start() error {
 	s.securityLogs = newLimiter(1, 5)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
 	s.dialogs = newDialogs()
-	s.registering = make(chan struct{}, 4096)
+	s.registering = make(chan struct{}, s.MaxRegistering)
 	s.subs = newSubscriptions()
 	if v, ok := s.calls.(Voicemails); ok {
 		s.voicemails = v
@@ -424,7 +457,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(15 * time.Second):
+	case <-time.After(s.DrainTimeout):
 		s.Log.Warn("voicemail recordings still running at shutdown")
 	}
 	s.closeSockets()
