@@ -25,6 +25,9 @@ import (
 type Texts interface {
 	NewID() string
 	SaveMessage(m *inbox.Message) error
+	// SaveInbound stores a carrier's text once per m.Key: a copy with a
+	// stored key writes nothing and reports dup.
+	SaveInbound(m *inbox.Message) (stored inbox.Message, dup bool, err error)
 	UpdateMessage(m *inbox.Message) error
 }
 
@@ -121,12 +124,22 @@ func (s *Server) messageIn(req *sip.Request, tx sip.ServerTransaction, number, c
 		s.respond(tx, req, 480, "Temporarily Unavailable")
 		return
 	}
+	// A carrier that missed our 200 sends the same MESSAGE again (same
+	// Call-ID, CSeq and From tag): within 32 s the transaction answers it;
+	// later, or after a restart, the store knows it by its key.
+	tag, _ := req.From().Params.Get("tag")
 	m := &inbox.Message{ID: texts.NewID(), Number: number, Party: party, Direction: "inbound",
-		Text: string(body), ContentType: ctype, At: s.Now().UTC(), Status: inbox.MsgReceived, CallID: req.CallID().Value()}
-	if err := texts.SaveMessage(m); err != nil {
+		Text: string(body), ContentType: ctype, At: s.Now().UTC(), Status: inbox.MsgReceived, CallID: req.CallID().Value(),
+		Key: inbox.InboundKey(req.CallID().Value(), req.CSeq().SeqNo, tag)}
+	_, dup, err := texts.SaveInbound(m)
+	if err != nil {
 		// Not stored, so not accepted: the carrier tries again.
 		s.Log.Error("storing a text", "number", number, "call_id", m.CallID, "error", err)
 		s.respond(tx, req, 500, "Server Internal Error")
+		return
+	}
+	if dup {
+		s.respond(tx, req, 200, "OK") // stored and delivered when it first came
 		return
 	}
 	s.typingClear(number, party, party)

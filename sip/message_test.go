@@ -149,6 +149,10 @@ type failingTexts struct{ notifyLog }
 
 func (failingTexts) SaveMessage(*inbox.Message) error { return errors.New("disk full") }
 
+func (failingTexts) SaveInbound(*inbox.Message) (inbox.Message, bool, error) {
+	return inbox.Message{}, false, errors.New("disk full")
+}
+
 // TestTextNotStoredNotAccepted: when the text cannot be stored, the
 // carrier gets 500 (and retries), and no device gets it.
 func TestTextNotStoredNotAccepted(t *testing.T) {
