@@ -107,9 +107,11 @@ func (e *env) open(configure func(*Server)) {
 	}
 	e.saved = make(chan struct{}, 1)
 	e.texts = make(chan struct{}, 1)
-	e.srv = New(e.dir, e.loc, notifyLog{e.inbox, e.saved, e.texts})
+	logged := notifyLog{e.inbox, e.saved, e.texts}
+	e.srv = New(Deps{Directory: e.dir, Location: e.loc, Calls: logged, Texts: logged, Voicemail: logged, Contacts: e.inbox})
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
+	e.srv.Clock = realClock{now: e.clock.Now} // real timers
 	if e.manual {
 		e.srv.Clock = e.clock
 	}

@@ -119,11 +119,7 @@ func (s *Server) messageIn(req *sip.Request, tx sip.ServerTransaction, number, c
 		s.goTracked(func() { s.deliver(number, party, ctype, body) })
 		return
 	}
-	texts, ok := s.calls.(Texts)
-	if !ok {
-		s.respond(tx, req, 480, "Temporarily Unavailable")
-		return
-	}
+	texts := s.texts
 	// A carrier that missed our 200 sends the same MESSAGE again (same
 	// Call-ID, CSeq and From tag): within 32 s the transaction answers it;
 	// later, or after a restart, the store knows it by its key.
@@ -160,7 +156,7 @@ func (s *Server) deliver(number, party, ctype string, body []byte) []inbox.Deliv
 		return nil
 	}
 	name := party
-	if book, ok := s.calls.(ContactBook); ok {
+	if book := s.contacts; book != nil {
 		if got, ok := book.ContactName(party); ok {
 			name = got
 		}
@@ -280,11 +276,7 @@ func (s *Server) messageOut(req *sip.Request, tx sip.ServerTransaction, user, de
 		s.relayFinal(req, tx, s.sendFinal(fwd))
 		return
 	}
-	texts, ok := s.calls.(Texts)
-	if !ok {
-		s.respond(tx, req, 480, "Temporarily Unavailable")
-		return
-	}
+	texts := s.texts
 	m := &inbox.Message{ID: texts.NewID(), Number: number, Party: dest, Direction: "outbound", Member: user,
 		Text: string(body), ContentType: ctype, At: s.Now().UTC(), Status: inbox.MsgSending, CallID: req.CallID().Value()}
 	if err := texts.SaveMessage(m); err != nil {
@@ -551,10 +543,7 @@ func (s *Server) showTyping(number, party, member, skip string, body []byte) {
 // the number's trunk (the CLI's "message send"), stored first with the
 // member, and returns it with the trunk's answer as its status.
 func (s *Server) SendText(number, member, dest, text string) (inbox.Message, error) {
-	texts, ok := s.calls.(Texts)
-	if !ok {
-		return inbox.Message{}, fmt.Errorf("this server keeps no texts")
-	}
+	texts := s.texts
 	if s.dir.Snapshot().MemberRole(number, member) == acl.RoleNone {
 		return inbox.Message{}, fmt.Errorf("%s is not a member of %s", member, number)
 	}

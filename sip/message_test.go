@@ -157,7 +157,7 @@ func (failingTexts) SaveInbound(*inbox.Message) (inbox.Message, bool, error) {
 // carrier gets 500 (and retries), and no device gets it.
 func TestTextNotStoredNotAccepted(t *testing.T) {
 	e := newEnv(t, nil)
-	e.restart(func(s *Server) { s.calls = failingTexts{s.calls.(notifyLog)} })
+	e.restart(func(s *Server) { s.texts = failingTexts{s.texts.(notifyLog)} })
 	numberWith(t, e, "alice")
 	a := newDevice(t, e, "alice", "udp")
 	car := newCarrier(t, e)

@@ -232,8 +232,8 @@ func (s *Server) subscriptionExpiry(req *sip.Request, tx sip.ServerTransaction) 
 func (s *Server) summary(user string) string {
 	numbers := s.dir.Snapshot().NumbersOf(user)
 	var c inbox.Counts
-	if s.voicemails != nil {
-		c, _ = s.voicemails.VoicemailCounts(numbers)
+	if s.vmStore != nil {
+		c, _ = s.vmStore.VoicemailCounts(numbers)
 	}
 	waiting := "no"
 	if c.New > 0 {

@@ -149,7 +149,7 @@ func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src neti
 	// the caller's number, else the number.
 	from := cloneFrom(req.From())
 	from.DisplayName = rec.Remote
-	if book, ok := s.calls.(ContactBook); ok {
+	if book := s.contacts; book != nil {
 		if e, err := acl.NormalizeE164(rec.Remote); err == nil {
 			if name, ok := book.ContactName(e); ok {
 				from.DisplayName = name
@@ -817,7 +817,7 @@ func (f *fork) finish() {
 	if answered {
 		f.awaitAnswerRelayed()
 	}
-	if !answered && !gone && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private && f.s.vmStore != nil {
+	if !answered && !gone && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private {
 		f.s.voicemail(f)
 		return
 	}

@@ -94,7 +94,7 @@ func (s *Server) registerResponse(req *sip.Request, src netip.AddrPort, user str
 		return newResponse(req, 500, "Server Internal Error")
 	}
 	res := newResponse(req, 200, "OK")
-	now := s.loc.Now()
+	now := s.Now()
 	for _, b := range bindings {
 		left := int(b.Expires.Sub(now).Round(time.Second) / time.Second)
 		res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, max(left, 0))))

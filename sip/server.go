@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -140,9 +141,12 @@ type Server struct {
 	// removed (tests await it).
 	Swept func(removed int)
 
-	dir   Directory
-	loc   *location.Store
-	calls CallLog
+	dir      Directory
+	loc      Location
+	calls    CallLog
+	texts    Texts
+	vmStore  VoicemailStore
+	contacts ContactBook
 
 	parser       *sip.Parser
 	nonces       nonces
@@ -155,8 +159,6 @@ type Server struct {
 	dialogs      *dialogs
 	subs         *subscriptions
 	typing       typingState
-	voicemails   Voicemails
-	vmStore      VoicemailStore // nil: no voicemail, calls end with 480
 	vm           *vmCalls
 	rtpPorts     *media.Ports
 	stopping     chan struct{}    // closed when Serve's ctx ends
@@ -186,8 +188,46 @@ type testHooks struct {
 
 // New returns a server for the directory, location store and call log;
 // set its fields, then Start and Serve.
-func New(dir Directory, loc *location.Store, calls CallLog) *Server {
-	return &Server{dir: dir, loc: loc, calls: calls}
+func New(d Deps) *Server {
+	return &Server{dir: d.Directory, loc: d.Location, calls: d.Calls, texts: d.Texts, vmStore: d.Voicemail, contacts: d.Contacts}
+}
+
+// Deps are the stores the server works on. Each is required: Start fails
+// naming the one missing, so no feature is ever silently off.
+type Deps struct {
+	Directory Directory      // users, numbers, trunks, who rings (acl.Directory)
+	Location  Location       // where users' phones are registered (location.Store)
+	Calls     CallLog        // call history (inbox.Store)
+	Texts     Texts          // texts in and out (inbox.Store)
+	Voicemail VoicemailStore // voicemail, greetings and message counts (inbox.Store)
+	Contacts  ContactBook    // the shared address book, to name callers (inbox.Store)
+}
+
+// Location is what the server needs of the registrar's bindings;
+// location.Store satisfies it, and a clustered store could.
+type Location interface {
+	Lookup(user string) []location.Binding
+	Apply(user string, u location.Update) ([]location.Binding, error)
+	Sweep() (int, error)
+}
+
+// missing names the first dependency not given.
+func (d Deps) missing() string {
+	switch {
+	case d.Directory == nil:
+		return "Directory"
+	case d.Location == nil:
+		return "Location"
+	case d.Calls == nil:
+		return "Calls"
+	case d.Texts == nil:
+		return "Texts"
+	case d.Voicemail == nil:
+		return "Voicemail"
+	case d.Contacts == nil:
+		return "Contacts"
+	}
+	return ""
 }
 
 var setGlobals sync.Once
@@ -263,7 +303,7 @@ func (s *Server) defaults() {
 		s.MaxRegistering = 4096
 	}
 	if s.Clock == nil {
-		s.Clock = realClock{now: s.loc.Now}
+		s.Clock = realClock{now: time.Now}
 	}
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
@@ -273,6 +313,10 @@ func (s *Server) defaults() {
 
 // Start binds every listen address on UDP and TCP (the same port on both).
 func (s *Server) Start() error {
+	d := Deps{Directory: s.dir, Location: s.loc, Calls: s.calls, Texts: s.texts, Voicemail: s.vmStore, Contacts: s.contacts}
+	if m := d.missing(); m != "" {
+		return fmt.Errorf("sip: no %s store given (sip.Deps.%s)", strings.ToLower(m), m)
+	}
 	s.defaults()
 	// Transactions keep sipgo's timers, RFC 3261's: a finished one stays
 	// 32 s over UDP (Timers D, J; none over TCP) and T4 = 5 s (I, K), so a
@@ -296,12 +340,6 @@ func (s *Server) Start() error {
 	s.dialogs = newDialogs()
 	s.registering = make(chan struct{}, s.MaxRegistering)
 	s.subs = newSubscriptions()
-	if v, ok := s.calls.(Voicemails); ok {
-		s.voicemails = v
-	}
-	if v, ok := s.calls.(VoicemailStore); ok {
-		s.vmStore = v
-	}
 	s.vm = &vmCalls{m: map[string]*vmCall{}}
 	s.stopping = make(chan struct{})
 	low, high, err := media.ParsePortRange(s.RTPPorts)

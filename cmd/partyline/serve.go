@@ -85,7 +85,9 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return failure{err}
 			}
-			sipSrv := sip.New(data.stores.Directory, data.stores.Location, data.stores.Inbox)
+			ib := data.stores.Inbox
+			sipSrv := sip.New(sip.Deps{Directory: data.stores.Directory, Location: data.stores.Location,
+				Calls: ib, Texts: ib, Voicemail: ib, Contacts: ib})
 			sipSrv.Listen = data.cfg.SIP
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
