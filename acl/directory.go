@@ -162,7 +162,16 @@ func (d *Directory) update(as string, fn func(c *change) error) error {
 	if err := fn(c); err != nil {
 		return err
 	}
-	err = d.db.Update(func(tx *bolt.Tx) error {
+	if err := d.commit(c); err != nil {
+		return err
+	}
+	d.snap.Store(c.next)
+	return nil
+}
+
+// commit writes the records c changed in one transaction.
+func (d *Directory) commit(c *change) error {
+	err := d.db.Update(func(tx *bolt.Tx) error {
 		if c.plan {
 			p, _ := c.next.plan.MarshalText()
 			if err := tx.Bucket(bucketMeta).Put(keyPlan, p); err != nil {
@@ -180,7 +189,6 @@ func (d *Directory) update(as string, fn func(c *change) error) error {
 	if err != nil {
 		return fmt.Errorf("saving the directory: %w", err)
 	}
-	d.snap.Store(c.next)
 	return nil
 }
 
@@ -225,6 +233,7 @@ func (d *Directory) AddUser(as string, nu NewUser) error {
 	if err := CheckPassword(nu.Password); err != nil {
 		return err
 	}
+	hash := HashPassword(nu.Password) // slow: outside the lock
 	return d.update(as, func(c *change) error {
 		if err := Decide(c.actor, UserAdd, Target{Role: nu.Role}); err != nil {
 			return err
@@ -236,6 +245,7 @@ func (d *Directory) AddUser(as string, nu NewUser) error {
 		c.putUser(&User{
 			Name: nu.Name, Email: nu.Email, Role: nu.Role, Created: c.now,
 			HA1MD5: HA1MD5(nu.Name, realm, nu.Password), HA1SHA256: HA1SHA256(nu.Name, realm, nu.Password),
+			Password: &hash,
 		})
 		return nil
 	})
@@ -334,11 +344,12 @@ func (d *Directory) SetUserRole(as, name string, role Role) error {
 	})
 }
 
-// SetPassword replaces a user's password digests.
+// SetPassword replaces a user's password digests and login hash.
 func (d *Directory) SetPassword(as, name, password string) error {
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
+	hash := HashPassword(password) // slow: outside the lock
 	return d.update(as, func(c *change) error {
 		u, err := c.user(name)
 		if err != nil {
@@ -350,6 +361,7 @@ func (d *Directory) SetPassword(as, name, password string) error {
 		nu := *u
 		nu.HA1MD5 = HA1MD5(name, c.cur.realm, password)
 		nu.HA1SHA256 = HA1SHA256(name, c.cur.realm, password)
+		nu.Password = &hash
 		c.putUser(&nu)
 		return nil
 	})

@@ -11,7 +11,8 @@
 // Invariants:
 //   - a refused or invalid change writes nothing;
 //   - passwords are never stored or logged: a user holds only the digest HA1
-//     values (MD5 and SHA-256) for the workspace realm;
+//     values (MD5 and SHA-256) for the workspace realm and an argon2id hash
+//     for logins over HTTP (password.go says why both);
 //   - a number never has more members than its plan allows, and never loses
 //     its last owner; the workspace never loses its last owner.
 //

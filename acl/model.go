@@ -8,15 +8,18 @@ import (
 )
 
 // User is one person of the workspace. It holds no password: only the
-// digest HA1 values for the workspace realm.
+// digest HA1 values for the workspace realm and, for logins over HTTP, an
+// argon2id hash (none for users whose password was set before partyline
+// kept one).
 type User struct {
-	Name          string    `json:"name"`
-	Email         string    `json:"email,omitempty"`
-	Role          Role      `json:"role"`
-	HA1MD5        string    `json:"ha1_md5"`
-	HA1SHA256     string    `json:"ha1_sha256"`
-	DefaultNumber string    `json:"default_number,omitempty"`
-	Created       time.Time `json:"created"`
+	Name          string        `json:"name"`
+	Email         string        `json:"email,omitempty"`
+	Role          Role          `json:"role"`
+	HA1MD5        string        `json:"ha1_md5"`
+	HA1SHA256     string        `json:"ha1_sha256"`
+	Password      *PasswordHash `json:"password,omitempty"`
+	DefaultNumber string        `json:"default_number,omitempty"`
+	Created       time.Time     `json:"created"`
 }
 
 // Number is a shared phone number and its members, in the order they joined
