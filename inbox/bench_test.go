@@ -62,7 +62,7 @@ func bigStore(b *testing.B) *Store {
 					if ev.Kind != KindComment {
 						ev.Ref = s.NewID()
 					}
-					if _, err := s.appendItem(tx, "+15551230001", party, s.NewID(), &ev); err != nil {
+					if _, err := s.appendItem(tx, "+15551230001", party, s.NewID(), &ev, nil); err != nil {
 						return err
 					}
 				}

@@ -84,8 +84,13 @@ type Branch struct {
 
 // Store is the inbox in the workspace's bbolt file.
 type Store struct {
-	db  *bolt.DB
-	now func() time.Time
+	// FeedRetention is how long the feed keeps an event (0:
+	// DefaultFeedRetention, 7 days); set it before the first write.
+	FeedRetention time.Duration
+
+	db   *bolt.DB
+	now  func() time.Time
+	subs subscribers // told of commits that added feed events
 
 	mu   sync.Mutex
 	last uint64 // last id's nanoseconds
@@ -99,7 +104,7 @@ func Open(db *bolt.DB, now func() time.Time) (*Store, error) {
 	}
 	s := &Store{db: db, now: now}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketCalls, bucketCallsNumber} {
+		for _, b := range [][]byte{bucketCalls, bucketCallsNumber, bucketFeed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -162,7 +167,7 @@ func (s *Store) backfill(tx *bolt.Tx) error {
 	sort.SliceStable(items, func(i, j int) bool { return items[i].at.Before(items[j].at) })
 	for i, it := range items {
 		it.ev.ID = idAt(it.at, uint64(i))
-		if _, err := s.appendItem(tx, it.number, it.party, idAt(it.at, uint64(i)+1<<32), &it.ev); err != nil {
+		if _, err := s.appendItem(tx, it.number, it.party, idAt(it.at, uint64(i)+1<<32), &it.ev, nil); err != nil {
 			return err
 		}
 	}
@@ -206,7 +211,7 @@ func (s *Store) PutCall(c *Call) error {
 	}
 	ev, conv := callEvent(s.NewID(), c), s.NewID()
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		return s.putCall(tx, c.ID, c.Number, c.Remote, v, &ev, conv)
+		return s.putCall(tx, c, v, &ev, conv)
 	})
 }
 
@@ -220,21 +225,30 @@ func callEvent(id string, c *Call) Event {
 	return ev
 }
 
-// putCall writes a call record; the first write of a call also adds it to
-// its conversation.
-func (s *Store) putCall(tx *bolt.Tx, id, number, remote string, v []byte, ev *Event, conv string) error {
+// putCall writes a call record (v, c marshalled); the first write of a
+// call also adds it to its conversation. The feed gets the steps the call
+// passed since its stored record (callFeed).
+func (s *Store) putCall(tx *bolt.Tx, c *Call, v []byte, ev *Event, conv string) error {
 	calls := tx.Bucket(bucketCalls)
-	first := calls.Get([]byte(id)) == nil
-	if err := calls.Put([]byte(id), v); err != nil {
+	var was *Call
+	if raw := calls.Get([]byte(c.ID)); raw != nil {
+		was = &Call{}
+		if err := json.Unmarshal(raw, was); err != nil {
+			return fmt.Errorf("call %s: %w", c.ID, err)
+		}
+	}
+	if err := calls.Put([]byte(c.ID), v); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketCallsNumber).Put([]byte(number+"\x00"+id), nil); err != nil {
+	if err := tx.Bucket(bucketCallsNumber).Put([]byte(c.Number+"\x00"+c.ID), nil); err != nil {
 		return err
 	}
-	if !first {
-		return nil
+	if was != nil {
+		return s.callFeed(tx, was, c)
 	}
-	_, err := s.appendItem(tx, number, Party(remote), conv, ev)
+	_, err := s.appendItem(tx, c.Number, Party(c.Remote), conv, ev, func(*Conversation) error {
+		return s.callFeed(tx, nil, c)
+	})
 	return err
 }
 
@@ -304,8 +318,9 @@ func (s *Store) CloseInterrupted(now time.Time, maxAge time.Duration) (int, erro
 		b := tx.Bucket(bucketCalls)
 		c := b.Cursor()
 		type fix struct {
-			k []byte
-			v []byte
+			k    []byte
+			v    []byte
+			call Call
 		}
 		var fixes []fix
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
@@ -331,10 +346,15 @@ func (s *Store) CloseInterrupted(now time.Time, maxAge time.Duration) (int, erro
 			if err != nil {
 				return err
 			}
-			fixes = append(fixes, fix{append([]byte(nil), k...), out})
+			fixes = append(fixes, fix{append([]byte(nil), k...), out, call})
 		}
 		for _, f := range fixes {
 			if err := b.Put(f.k, f.v); err != nil {
+				return err
+			}
+			was := f.call
+			was.EndedAt = nil
+			if err := s.callFeed(tx, &was, &f.call); err != nil {
 				return err
 			}
 		}

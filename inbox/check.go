@@ -102,7 +102,7 @@ func (c *checker) run(tx *bolt.Tx) error {
 	for _, b := range [][]byte{bucketCalls, bucketCallsNumber, bucketVoicemail, bucketVoicemailAudio,
 		bucketVoicemailNumber, bucketGreetings, bucketContacts, bucketContactsPhone, bucketMessages,
 		bucketMessageKeys, bucketConv, bucketConvParty, bucketConvNumber, bucketConvState, bucketConvRead,
-		bucketEvents, bucketEventNumber, bucketItems} {
+		bucketEvents, bucketEventNumber, bucketItems, bucketFeed} {
 		if tx.Bucket(b) == nil {
 			c.fail("bucket %s is missing", b)
 		}
@@ -116,7 +116,55 @@ func (c *checker) run(tx *bolt.Tx) error {
 	c.checkContacts()
 	c.checkConversations()
 	c.checkTimelines()
+	c.checkFeed()
 	return nil
+}
+
+// checkFeed: each feed event is keyed by its sequence number, which the
+// bucket's sequence has reached; its type is known and its data an object;
+// its conversation exists, of its number, and its item is an item of that
+// conversation.
+func (c *checker) checkFeed() {
+	b := c.tx.Bucket(bucketFeed)
+	top := b.Sequence()
+	items := c.tx.Bucket(bucketItems)
+	c.each(bucketFeed, func(k, v []byte) {
+		var e FeedEvent
+		if err := json.Unmarshal(v, &e); err != nil {
+			c.fail("feed event %x does not decode: %v", k, err)
+			return
+		}
+		if !bytes.Equal(k, feedKey(e.Seq)) {
+			c.fail("feed event stored under %x has seq %d", k, e.Seq)
+			return
+		}
+		if e.Seq > top {
+			c.fail("feed event %d is past the feed's sequence %d", e.Seq, top)
+		}
+		if !ValidFeedType(e.Type) {
+			c.fail("feed event %d has type %q", e.Seq, e.Type)
+		}
+		var data map[string]any
+		if json.Unmarshal(e.Data, &data) != nil || data == nil {
+			c.fail("feed event %d's data is not an object", e.Seq)
+		}
+		if e.Number == "" {
+			c.fail("feed event %d has no number", e.Seq)
+		}
+		if e.Conv == "" {
+			return
+		}
+		if cv, ok := c.convs[e.Conv]; !ok {
+			c.fail("feed event %d names conversation %s, which does not exist", e.Seq, e.Conv)
+		} else if cv.Number != e.Number {
+			c.fail("feed event %d of %s names conversation %s of %s", e.Seq, e.Number, cv.ID, cv.Number)
+		}
+		if e.Item != "" {
+			if got := items.Get([]byte(e.Item)); string(got) != e.Conv {
+				c.fail("feed event %d's item %s is of conversation %q, not %s", e.Seq, e.Item, got, e.Conv)
+			}
+		}
+	})
 }
 
 // checkCalls: each call is in the number index; each entry of it is a call

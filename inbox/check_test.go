@@ -150,6 +150,13 @@ func TestCheckFindsCorruption(t *testing.T) {
 		}, func(x sample) []string {
 			return []string{"event " + x.opening + " of conversation " + x.conv + " is indexed by number to \"\""}
 		}},
+		{"a feed event past the feed's sequence, its item in another conversation", func(tx *bolt.Tx, x sample) error {
+			v, _ := json.Marshal(FeedEvent{Seq: 999, Type: EventCommentCreated, Number: x.num, Conv: strings.Repeat("0", 32),
+				Item: x.comment, Data: json.RawMessage(`{}`)})
+			return tx.Bucket(bucketFeed).Put(feedKey(999), v)
+		}, func(x sample) []string {
+			return []string{"feed event 999 is past the feed's sequence", "feed event 999 names conversation " + strings.Repeat("0", 32) + ", which does not exist"}
+		}},
 		{"a key naming another text", func(tx *bolt.Tx, x sample) error {
 			return tx.Bucket(bucketMessageKeys).Put([]byte(InboundKey("other", 1, "t")), []byte(x.msg))
 		}, func(x sample) []string { return []string{"names message " + x.msg + ", whose key is"} }},
@@ -217,10 +224,10 @@ func TestNewestItemWhateverTheWriteOrder(t *testing.T) {
 				return err
 			}
 		}
-		if _, err := s.appendItem(tx, num, party, conv, &newer); err != nil {
+		if _, err := s.appendItem(tx, num, party, conv, &newer, nil); err != nil {
 			return err
 		}
-		_, err := s.appendItem(tx, num, party, conv, &older)
+		_, err := s.appendItem(tx, num, party, conv, &older, nil)
 		return err
 	})
 	if err != nil {

@@ -124,15 +124,19 @@ func summary(text string) string {
 // appendItem adds an item to the conversation of number and party (made
 // when new): inbound items make it unread (reopening a done one). ev.ID and
 // newConv are made before the transaction, so a retried batch writes the
-// same keys.
-func (s *Store) appendItem(tx *bolt.Tx, number, party, newConv string, ev *Event) (Conversation, error) {
-	var c Conversation
+// same keys. feed, when not nil, emits the item's own feed events once the
+// conversation is known; conversation.updated follows when the item made
+// the conversation or changed its state. A nil feed emits nothing (the
+// backfill of an old workspace).
+func (s *Store) appendItem(tx *bolt.Tx, number, party, newConv string, ev *Event, feed func(c *Conversation) error) (Conversation, error) {
+	var c, was Conversation
 	pk := []byte(number + "\x00" + party)
 	if id := tx.Bucket(bucketConvParty).Get(pk); id != nil {
 		var err error
 		if c, err = getConv(tx, string(id)); err != nil {
 			return c, err
 		}
+		was = c
 	} else {
 		c = Conversation{ID: newConv, Number: number, Party: party, State: StateOpen, Created: ev.At}
 		if err := tx.Bucket(bucketConvParty).Put(pk, []byte(c.ID)); err != nil {
@@ -158,7 +162,13 @@ func (s *Store) appendItem(tx *bolt.Tx, number, party, newConv string, ev *Event
 		c.LastInbound = max(c.LastInbound, ev.ID)
 		c.State = StateUnread
 	}
-	return c, putConv(tx, &old, &c)
+	if err := putConv(tx, &old, &c); err != nil || feed == nil {
+		return c, err
+	}
+	if err := feed(&c); err != nil {
+		return c, err
+	}
+	return c, s.convFeed(tx, &was, &c, "")
 }
 
 // itemSummary is how the listing shows an item: a comment with its author.
@@ -427,7 +437,14 @@ func (s *Store) Open(conv, user string) (Conversation, error) {
 		if err := s.appendActivity(tx, &c, &ev); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketConvRead).Put([]byte(conv+"\x00"+user), []byte(ev.ID))
+		if err := tx.Bucket(bucketConvRead).Put([]byte(conv+"\x00"+user), []byte(ev.ID)); err != nil {
+			return err
+		}
+		d := ConversationData{Conversation: c.ID, Party: c.Party, Change: ChangeOpened, State: c.State, User: user}
+		if old.State != c.State {
+			d.PreviousState = old.State
+		}
+		return s.emit(tx, EventConversationUpdated, c.Number, c.ID, "", d)
 	})
 	return c, err
 }
@@ -453,7 +470,11 @@ func (s *Store) SetState(conv, user, state string) (Conversation, error) {
 		if err := putConv(tx, &old, &c); err != nil {
 			return err
 		}
-		return s.appendActivity(tx, &c, &ev)
+		if err := s.appendActivity(tx, &c, &ev); err != nil {
+			return err
+		}
+		return s.emit(tx, EventConversationUpdated, c.Number, c.ID, "", ConversationData{Conversation: c.ID, Party: c.Party,
+			Change: ChangeState, State: state, PreviousState: old.State, User: user})
 	})
 	return c, err
 }
@@ -516,7 +537,10 @@ func (s *Store) Comment(item, user, text string) (Event, error) {
 				ev.Thread = parent.Thread
 			}
 		}
-		_, err = s.appendItem(tx, c.Number, c.Party, "", &ev)
+		_, err = s.appendItem(tx, c.Number, c.Party, "", &ev, func(c *Conversation) error {
+			return s.emit(tx, EventCommentCreated, c.Number, c.ID, ev.ID, CommentData{CommentID: ev.ID, Conversation: c.ID,
+				Parent: ev.Parent, Thread: ev.Thread, User: ev.User, Text: ev.Text, At: ev.At})
+		})
 		return err
 	})
 	return ev, err

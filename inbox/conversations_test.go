@@ -269,9 +269,9 @@ func TestBackfillOldWorkspace(t *testing.T) {
 	if err := s.SaveVoicemail(vm, make([]byte, 1600), nil); err != nil {
 		t.Fatal(err)
 	}
-	// As the file was before conversations: their buckets gone.
+	// As the file was before conversations: their buckets (and the feed) gone.
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketConv, bucketConvParty, bucketConvNumber, bucketConvState, bucketConvRead, bucketEvents, bucketEventNumber, bucketItems} {
+		for _, b := range [][]byte{bucketConv, bucketConvParty, bucketConvNumber, bucketConvState, bucketConvRead, bucketEvents, bucketEventNumber, bucketItems, bucketFeed} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}

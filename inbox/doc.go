@@ -41,7 +41,17 @@
 //     newest item, inbound item and event by id, whatever order concurrent
 //     writers committed in;
 //   - a conversation's state is open, unread (an inbound item nobody has
-//     opened since) or done (archived until the next inbound item).
+//     opened since) or done (archived until the next inbound item);
+//   - every change recorded (a call's step, a voicemail, a text in or
+//     out and a text out settled, a comment, a conversation created,
+//     opened or changing state) is a feed event (FeedEvent), written in
+//     the transaction of the change under the next number of the
+//     workspace's sequence, so the numbers follow commit order, none is
+//     reused, and a consumer that resumes after the last number it
+//     handled misses nothing the retention (Store.FeedRetention, 7 days)
+//     kept; a feed event's conversation exists, of its number, and its
+//     item is an item of that conversation. Subscribe is told after each
+//     such commit, never holding the writer.
 //
 // inbox imports nothing of sip, media or cmd.
 package inbox

@@ -121,7 +121,13 @@ func (s *Store) saveMessage(m *Message) (stored Message, dup bool, err error) {
 				return err
 			}
 		}
-		_, err := s.appendItem(tx, m.Number, m.Party, conv, &ev)
+		_, err := s.appendItem(tx, m.Number, m.Party, conv, &ev, func(c *Conversation) error {
+			typ := EventMessageSent
+			if m.Direction == "inbound" {
+				typ = EventMessageReceived
+			}
+			return s.emit(tx, typ, m.Number, c.ID, m.ID, messageData(m, c.ID))
+		})
 		return err
 	})
 	if err != nil {
@@ -142,9 +148,7 @@ func (s *Store) UpdateMessage(m *Message) error {
 		if raw == nil {
 			return fmt.Errorf("%w: no message %q", ErrNotFound, m.ID)
 		}
-		var was struct {
-			Key string `json:"key"`
-		}
+		var was Message
 		if err := json.Unmarshal(raw, &was); err != nil {
 			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
@@ -154,7 +158,19 @@ func (s *Store) UpdateMessage(m *Message) error {
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(m.ID), v)
+		if err := b.Put([]byte(m.ID), v); err != nil {
+			return err
+		}
+		// A text out settled: the trunk took it or not.
+		if up.Status == was.Status || up.Direction != "outbound" || (up.Status != MsgSent && up.Status != MsgFailed) {
+			return nil
+		}
+		typ := EventMessageDelivered
+		if up.Status == MsgFailed {
+			typ = EventMessageFailed
+		}
+		conv := string(tx.Bucket(bucketItems).Get([]byte(m.ID)))
+		return s.emit(tx, typ, up.Number, conv, up.ID, messageData(&up, conv))
 	})
 }
 

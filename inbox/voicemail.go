@@ -76,11 +76,15 @@ func (s *Store) SaveVoicemail(v *Voicemail, pcm []byte, call *Call) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if call != nil {
-			if err := s.putCall(tx, call.ID, call.Number, call.Remote, rec, &callEv, callConv); err != nil {
+			if err := s.putCall(tx, call, rec, &callEv, callConv); err != nil {
 				return err
 			}
 		}
-		if _, err := s.appendItem(tx, v.Number, Party(v.From), conv, &vmEv); err != nil {
+		vmFeed := func(c *Conversation) error {
+			return s.emit(tx, EventVoicemailCreated, v.Number, c.ID, v.ID, VoicemailData{VoicemailID: v.ID, Conversation: c.ID,
+				Party: c.Party, ReceivedAt: v.ReceivedAt.UTC(), DurationS: v.DurationS, CallID: v.CallID})
+		}
+		if _, err := s.appendItem(tx, v.Number, Party(v.From), conv, &vmEv, vmFeed); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketVoicemail).Put([]byte(v.ID), meta); err != nil {
