@@ -18,6 +18,7 @@ type User struct {
 	HA1MD5        string        `json:"ha1_md5"`
 	HA1SHA256     string        `json:"ha1_sha256"`
 	Password      *PasswordHash `json:"password,omitempty"`
+	Tokens        []Token       `json:"tokens,omitempty"` // API tokens, hashed
 	DefaultNumber string        `json:"default_number,omitempty"`
 	Created       time.Time     `json:"created"`
 }

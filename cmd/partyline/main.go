@@ -86,6 +86,7 @@ effect at once; without one they open the data directory themselves.`,
 	pf.StringVar(&g.as, "as", "", "act as this user, with their rights (default: the local operator, who may do everything)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g), newVoicemailCmd(g), newContactCmd(g), newInboxCmd(g), newMessageCmd(g))
+	root.AddCommand(newTokenCmd(g))
 	return root
 }
 
