@@ -15,39 +15,23 @@ import (
 	"github.com/partyline/partyline/location"
 )
 
-// routeRequest is stage 10 for requests that are not REGISTER, OPTIONS,
-// ACK-without-dialog or CANCEL: in-dialog requests follow their Route;
-// INVITEs to a shared number fork. user is the authenticated user, or ""
-// for a trunk.
-func (s *Server) routeRequest(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user string) {
-	if s.looped(req) {
-		s.respond(tx, req, 482, "Loop Detected")
-		return
+// invite routes an INVITE outside a dialog by its Request-URI: to a
+// shared number it forks; from a user, to a colleague it rings their
+// phones and to an outside number it goes out through the number's trunk.
+// r.user is the authenticated user, or "" for a trunk.
+func (s *Server) invite(r incoming) {
+	switch t := s.targetOf(r.req.Recipient); {
+	case t.number != "":
+		s.inviteNumber(r.req, r.tx, r.src, r.user, t.number)
+	case r.user == "":
+		s.respond(r.tx, r.req, 404, "Not Found") // a trunk reaches our numbers only
+	case t.user != "":
+		s.inviteUser(r.req, r.tx, r.src, r.user, t.user)
+	case t.dest != "":
+		s.inviteOut(r.req, r.tx, r.src, r.user, t.dest)
+	default:
+		s.respond(r.tx, r.req, 404, "Not Found")
 	}
-	if req.Method == sip.SUBSCRIBE && user != "" {
-		s.subscribe(req, tx, src, user)
-		return
-	}
-	if req.Method == sip.MESSAGE {
-		s.message(req, tx, user)
-		return
-	}
-	if req.Method == sip.INVITE {
-		switch t := s.targetOf(req.Recipient); {
-		case t.number != "":
-			s.inviteNumber(req, tx, src, user, t.number)
-		case user == "":
-			s.respond(tx, req, 404, "Not Found") // a trunk reaches our numbers only
-		case t.user != "":
-			s.inviteUser(req, tx, src, user, t.user)
-		case t.dest != "":
-			s.inviteOut(req, tx, src, user, t.dest)
-		default:
-			s.respond(tx, req, 404, "Not Found")
-		}
-		return
-	}
-	s.respond(tx, req, 501, "Not Implemented")
 }
 
 // target is where a Request-URI outside a dialog leads: one of our shared
