@@ -111,108 +111,25 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	if len(data) > s.MaxMessage {
 		return drop, nil
 	}
-	// 2. Parse what sipgo will parse: tidied, with rport.
-	data = tidyHeaders(data)
-	line := splitStartLine(data)
-	switch {
-	case line.response:
-		return s.admitResponse(data)
-	case !line.request:
-		return drop, nil // garbage
+	// 2. Parse.
+	p, v, resp := s.parse(data, src)
+	if v != pass || p.req == nil {
+		return v, resp
 	}
-	data = withRport(data)
-	parsed, scheme := data, ""
-	if line.exact && foreignScheme(line.uri) {
-		// RFC 3261 allows any absoluteURI as Request-URI, but sipgo's URI
-		// parser refuses schemes with digits, '+', '-' or '.' ("soap.beep:")
-		// and the message would get 400 where stage 7 owes it 416. Parse it
-		// with a placeholder URI; stage 7 judges the scheme sent.
-		scheme = uriScheme(line.uri)
-		parsed = replaceRequestURI(data, line, "sip:foreign-scheme.invalid")
-	}
-	msg, err := s.parser.ParseSIP(parsed)
-	req, ok := msg.(*sip.Request)
-	if err != nil || !ok {
-		// sipgo stops at the first header it cannot parse, so its partial
-		// message may lack Call-ID or CSeq: answer from the raw text. A
-		// version we do not speak may be why it did not parse (SIP/7.0 in
-		// the Via too): that is the answer then.
-		if line.version != "SIP/2.0" {
-			return answer(rawAnswer(data, 505, "Version Not Supported"))
-		}
-		return answer(rawAnswer(data, 400, "Bad Request"))
-	}
-	if req.SipVersion != line.version {
-		// White space after the version: sipgo keeps it and would echo it
-		// in every answer's status line. Malformed, as with a space (trws).
-		return reply, s.response(req, 400, "Bad Request")
-	}
-	if src.IsValid() {
-		req.SetSource(src.String()) // for rport in our answers
-	}
-	// 3. Required headers, present and single.
+	req := p.req
+	// 3-5. Required headers, version, CSeq and ranges.
 	if req.Via() == nil {
 		return drop, nil // nowhere to send an answer
 	}
-	counts := countHeaders(req)
-	for i, name := range singleHeaders[:len(singleHeaders)-1] {
-		switch counts[i] {
-		case 0:
-			return reply, s.response(req, 400, "Missing "+name)
-		case 1:
-		default:
-			return reply, s.response(req, 400, "Duplicate "+name)
-		}
-	}
-	if counts[len(singleHeaders)-1] > 1 {
-		return reply, s.response(req, 400, "Duplicate Content-Length")
-	}
-	if req.Method == sip.REGISTER && (!aorScheme(req.To().Address.Scheme) || !aorScheme(req.From().Address.Scheme)) {
-		// The address of record must be a SIP or SIPS URI (RFC 3261 §10.2,
-		// RFC 4475 unksm2): no credentials can fix that, so say it before
-		// the challenge.
-		return reply, s.response(req, 400, "Bad To or From URI")
-	}
-	// 4. Version (upper case: we would echo it, and must send upper case).
-	if req.SipVersion != "SIP/2.0" {
-		return reply, s.response(req, 505, "Version Not Supported")
-	}
-	// 5. CSeq and numeric ranges. Methods are case-sensitive; sipgo upper-
-	// cases the request line's, so compare with the method as sent.
-	cseq := req.CSeq()
-	if strings.TrimSpace(string(cseq.MethodName)) != line.method {
-		return reply, s.response(req, 400, "CSeq Method Mismatch")
-	}
-	if cseq.SeqNo > 1<<31-1 {
-		return reply, s.response(req, 400, "Bad CSeq")
-	}
-	if mf := req.MaxForwards(); mf == nil || mf.Val() > 255 {
-		return reply, s.response(req, 400, "Bad Max-Forwards")
-	}
-	if h := headerNamed(req, "Expires"); h != nil {
-		if _, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32); err != nil {
-			return reply, s.response(req, 400, "Bad Expires")
-		}
+	if resp := s.validate(req, p.line); resp != nil {
+		return reply, resp
 	}
 	// 6. Option tags.
-	if req.Method != sip.ACK && req.Method != sip.CANCEL {
-		var unsupported []string
-		for _, name := range []string{"Proxy-Require", "Require"} {
-			for _, h := range headersNamed(req, name) {
-				for _, tag := range strings.Split(h.Value(), ",") {
-					if tag = strings.TrimSpace(tag); tag != "" && !supportedOptions[strings.ToLower(tag)] {
-						unsupported = append(unsupported, tag)
-					}
-				}
-			}
-		}
-		if len(unsupported) > 0 {
-			r := newResponse(req, 420, "Bad Extension")
-			r.AppendHeader(sip.NewHeader("Unsupported", strings.Join(unsupported, ", ")))
-			return reply, []byte(r.String())
-		}
+	if resp := optionTags(req); resp != nil {
+		return reply, resp
 	}
 	// 7. Request-URI scheme.
+	scheme := p.scheme
 	if scheme == "" {
 		scheme = req.Recipient.Scheme
 	}
@@ -225,28 +142,169 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 	if s.bans.banned(src.Addr().Unmap(), "", s.Now()) && !s.trusted(src) {
 		return drop, nil
 	}
-	// 9, the first half: nothing is kept for a request until it proves who
-	// sent it. A REGISTER without credentials is challenged statelessly,
-	// as Kamailio's registrar does (with them, it is checked as it is
-	// answered, statelessly too: admitFrom); other requests outside a
-	// dialog are checked here and challenged statelessly unless they pass
-	// (the handler checks them again and uses up the nonce count). A
-	// retransmission simply gets the same again.
-	switch {
-	case req.Method == sip.REGISTER && credentials(req, "Authorization", s.dir.Realm()) == nil:
-		if s.bans.banned(src.Addr().Unmap(), req.To().Address.User, s.Now()) && !s.trusted(src) {
-			return drop, nil
-		}
-		return s.admitUnproven(req, len(data), src, authVerdict{challenge: s.challenge(req, src, false, false)})
-	case s.needsProxyAuth(req, src):
-		if v := s.checkAuth(req, src, true, true); v.challenge != nil || v.silent {
-			return s.admitUnproven(req, len(data), src, v)
-		}
+	// 9, the stateless half.
+	if v, resp, done := s.admitCredentials(req, len(p.data), src); done {
+		return v, resp
 	}
 	if out != nil {
 		*out = req
 	}
-	return pass, data
+	return pass, p.data
+}
+
+// parsed is a request as stage 2 read it: the request, its start line as
+// sent, the Request-URI scheme sipgo could not parse ("" when it could),
+// and the bytes sipgo must read (tidied, with rport).
+type parsed struct {
+	req    *sip.Request
+	line   startLine
+	scheme string
+	data   []byte
+}
+
+// parse is stage 2: what sipgo will parse, tidied and with rport. A
+// response goes to admitResponse (p.req nil, v pass with its bytes);
+// garbage is dropped; a request sipgo cannot parse is answered from its
+// raw text.
+func (s *Server) parse(data []byte, src netip.AddrPort) (p parsed, v verdict, resp []byte) {
+	data = tidyHeaders(data)
+	line := splitStartLine(data)
+	switch {
+	case line.response:
+		v, resp = s.admitResponse(data)
+		return parsed{}, v, resp
+	case !line.request:
+		return parsed{}, drop, nil // garbage
+	}
+	data = withRport(data)
+	toParse, scheme := data, ""
+	if line.exact && foreignScheme(line.uri) {
+		// RFC 3261 allows any absoluteURI as Request-URI, but sipgo's URI
+		// parser refuses schemes with digits, '+', '-' or '.' ("soap.beep:")
+		// and the message would get 400 where stage 7 owes it 416. Parse it
+		// with a placeholder URI; stage 7 judges the scheme sent.
+		scheme = uriScheme(line.uri)
+		toParse = replaceRequestURI(data, line, "sip:foreign-scheme.invalid")
+	}
+	msg, err := s.parser.ParseSIP(toParse)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok {
+		// sipgo stops at the first header it cannot parse, so its partial
+		// message may lack Call-ID or CSeq: answer from the raw text. A
+		// version we do not speak may be why it did not parse (SIP/7.0 in
+		// the Via too): that is the answer then.
+		if line.version != "SIP/2.0" {
+			v, resp = answer(rawAnswer(data, 505, "Version Not Supported"))
+			return parsed{}, v, resp
+		}
+		v, resp = answer(rawAnswer(data, 400, "Bad Request"))
+		return parsed{}, v, resp
+	}
+	if req.SipVersion != line.version {
+		// White space after the version: sipgo keeps it and would echo it
+		// in every answer's status line. Malformed, as with a space (trws).
+		return parsed{}, reply, s.response(req, 400, "Bad Request")
+	}
+	if src.IsValid() {
+		req.SetSource(src.String()) // for rport in our answers
+	}
+	return parsed{req: req, line: line, scheme: scheme, data: data}, pass, nil
+}
+
+// validate is stages 3 to 5: required headers present and single, the
+// version, CSeq and numeric ranges. It returns the answer, or nil.
+func (s *Server) validate(req *sip.Request, line startLine) []byte {
+	counts := countHeaders(req)
+	for i, name := range singleHeaders[:len(singleHeaders)-1] {
+		switch counts[i] {
+		case 0:
+			return s.response(req, 400, "Missing "+name)
+		case 1:
+		default:
+			return s.response(req, 400, "Duplicate "+name)
+		}
+	}
+	if counts[len(singleHeaders)-1] > 1 {
+		return s.response(req, 400, "Duplicate Content-Length")
+	}
+	if req.Method == sip.REGISTER && (!aorScheme(req.To().Address.Scheme) || !aorScheme(req.From().Address.Scheme)) {
+		// The address of record must be a SIP or SIPS URI (RFC 3261 §10.2,
+		// RFC 4475 unksm2): no credentials can fix that, so say it before
+		// the challenge.
+		return s.response(req, 400, "Bad To or From URI")
+	}
+	// 4. Version (upper case: we would echo it, and must send upper case).
+	if req.SipVersion != "SIP/2.0" {
+		return s.response(req, 505, "Version Not Supported")
+	}
+	// 5. CSeq and numeric ranges. Methods are case-sensitive; sipgo upper-
+	// cases the request line's, so compare with the method as sent.
+	cseq := req.CSeq()
+	if strings.TrimSpace(string(cseq.MethodName)) != line.method {
+		return s.response(req, 400, "CSeq Method Mismatch")
+	}
+	if cseq.SeqNo > 1<<31-1 {
+		return s.response(req, 400, "Bad CSeq")
+	}
+	if mf := req.MaxForwards(); mf == nil || mf.Val() > 255 {
+		return s.response(req, 400, "Bad Max-Forwards")
+	}
+	if h := headerNamed(req, "Expires"); h != nil {
+		if _, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32); err != nil {
+			return s.response(req, 400, "Bad Expires")
+		}
+	}
+	return nil
+}
+
+// optionTags is stage 6: 420 with Unsupported for an option tag we do not
+// implement in Require or Proxy-Require (ACK and CANCEL are never
+// refused), else nil.
+func optionTags(req *sip.Request) []byte {
+	if req.Method == sip.ACK || req.Method == sip.CANCEL {
+		return nil
+	}
+	var unsupported []string
+	for _, name := range []string{"Proxy-Require", "Require"} {
+		for _, h := range headersNamed(req, name) {
+			for _, tag := range strings.Split(h.Value(), ",") {
+				if tag = strings.TrimSpace(tag); tag != "" && !supportedOptions[strings.ToLower(tag)] {
+					unsupported = append(unsupported, tag)
+				}
+			}
+		}
+	}
+	if len(unsupported) == 0 {
+		return nil
+	}
+	r := newResponse(req, 420, "Bad Extension")
+	r.AppendHeader(sip.NewHeader("Unsupported", strings.Join(unsupported, ", ")))
+	return []byte(r.String())
+}
+
+// admitCredentials is the first half of stage 9: nothing is kept for a
+// request until it proves who sent it. A REGISTER without credentials is
+// challenged statelessly, as Kamailio's registrar does (with them, it is
+// checked as it is answered, statelessly too: admitFrom); other requests
+// outside a dialog are checked here and challenged statelessly unless they
+// pass (the handler checks them again and uses up the nonce count). A
+// retransmission simply gets the same again. done reports an answer (or
+// silence) decided here.
+func (s *Server) admitCredentials(req *sip.Request, size int, src netip.AddrPort) (v verdict, resp []byte, done bool) {
+	switch {
+	case req.Method == sip.REGISTER && credentials(req, "Authorization", s.dir.Realm()) == nil:
+		if s.bans.banned(src.Addr().Unmap(), req.To().Address.User, s.Now()) && !s.trusted(src) {
+			return drop, nil, true
+		}
+		v, resp = s.admitUnproven(req, size, src, authVerdict{challenge: s.challenge(req, src, false, false)})
+		return v, resp, true
+	case s.needsProxyAuth(req, src):
+		if a := s.checkAuth(req, src, true, true); a.challenge != nil || a.silent {
+			v, resp = s.admitUnproven(req, size, src, a)
+			return v, resp, true
+		}
+	}
+	return pass, nil, false
 }
 
 // singleHeaders appear once in a request: all but the last (Content-

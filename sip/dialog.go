@@ -135,6 +135,13 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		case <-time.After(s.AckWait):
 		}
 	}
+	s.forwardInDialog(req, tx, r, f, winner)
+}
+
+// forwardInDialog sends r, the in-dialog request req as it goes on, in a
+// client transaction and relays its responses through tx; a BYE's final
+// response (or none) ends the branch's call.
+func (s *Server) forwardInDialog(req *sip.Request, tx sip.ServerTransaction, r *sip.Request, f *fork, winner *branch) {
 	// The request's own timers (Timer B/F, 32 s) bound the wait below.
 	ctx, cancel := context.WithTimeout(context.Background(), s.ConnectTimeout)
 	out, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)

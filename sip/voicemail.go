@@ -69,21 +69,8 @@ func (v *vmCalls) put(callID string, c *vmCall) {
 func (s *Server) voicemail(f *fork) {
 	req := f.req
 	number := f.rec.Number
-	src := f.src.Addr().Unmap()
-	if _, trunk := s.dir.TrustedTrunk(f.src); trunk {
-		src = netip.Addr{} // a carrier's calls count towards the number only
-	}
-	if ok, limit := s.vmAdmit(src, number); !ok {
-		// 486 Busy Here, not 503: the cap is this caller's or this number's,
-		// and 486 ends this call only (the carrier plays busy). A 503 says
-		// the whole server is unavailable: carriers and proxies fail over or
-		// stop sending us calls for a while (RFC 3261 §21.5.4, RFC 3263
-		// §4.3), so one caller over its cap would cost everyone theirs.
-		// PBX per-peer call limits answer busy as well.
-		s.securityEvent(&s.vm.logs, "voicemail_cap", f.src.Addr().Unmap().String(), "limit", limit,
-			"number", number, "call_id", req.CallID().Value())
-		s.respond(f.tx, req, 486, "Busy Here")
-		f.closeRecord(inbox.Missed, "")
+	src, ok := s.vmAdmitCall(f)
+	if !ok {
 		return
 	}
 	counted := true // until the recording goroutine takes the count over
@@ -155,6 +142,32 @@ func (s *Server) voicemail(f *fork) {
 		s.hangUp(vc)
 		f.closeRecord(inbox.Missed, "")
 	}
+}
+
+// vmAdmitCall takes a place for f's call under the voicemail caps (per
+// source, per number) and returns the source it counts under (none for a
+// carrier's call: those count towards the number only); false once it has
+// answered 486.
+func (s *Server) vmAdmitCall(f *fork) (netip.Addr, bool) {
+	src := f.src.Addr().Unmap()
+	if _, trunk := s.dir.TrustedTrunk(f.src); trunk {
+		src = netip.Addr{}
+	}
+	ok, limit := s.vmAdmit(src, f.rec.Number)
+	if ok {
+		return src, true
+	}
+	// 486 Busy Here, not 503: the cap is this caller's or this number's,
+	// and 486 ends this call only (the carrier plays busy). A 503 says the
+	// whole server is unavailable: carriers and proxies fail over or stop
+	// sending us calls for a while (RFC 3261 §21.5.4, RFC 3263 §4.3), so
+	// one caller over its cap would cost everyone theirs. PBX per-peer call
+	// limits answer busy as well.
+	s.securityEvent(&s.vm.logs, "voicemail_cap", f.src.Addr().Unmap().String(), "limit", limit,
+		"number", f.rec.Number, "call_id", f.req.CallID().Value())
+	s.respond(f.tx, f.req, 486, "Busy Here")
+	f.closeRecord(inbox.Missed, "")
+	return netip.Addr{}, false
 }
 
 // record plays the greeting and the beep, records, and stores the message.
