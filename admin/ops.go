@@ -20,7 +20,7 @@ func operations() map[string]opFunc {
 	all := map[string]opFunc{}
 	for _, group := range []map[string]opFunc{
 		userOps(), planOps(), numberOps(), flowOps(), trunkOps(),
-		registrationOps(), callOps(), contactOps(), voicemailOps(), inboxOps(), tokenOps(),
+		registrationOps(), callOps(), contactOps(), voicemailOps(), inboxOps(), tokenOps(), webhookOps(),
 	} {
 		for name, op := range group {
 			if _, dup := all[name]; dup {

@@ -11,17 +11,19 @@ import (
 	"github.com/partyline/partyline/config"
 	"github.com/partyline/partyline/inbox"
 	"github.com/partyline/partyline/location"
+	"github.com/partyline/partyline/webhook"
 )
 
 // Service runs the operations behind the CLI on the workspace's stores
 // and answers them on the admin socket.
 type Service struct {
-	cfg config.Config
-	dir *acl.Directory
-	loc *location.Store
-	box *inbox.Store
-	log *slog.Logger
-	ops map[string]opFunc
+	cfg   config.Config
+	dir   *acl.Directory
+	loc   *location.Store
+	box   *inbox.Store
+	hooks *webhook.Store
+	log   *slog.Logger
+	ops   map[string]opFunc
 
 	// OnVoicemailChange, when set, is told the number whose voicemail
 	// changed (heard, deleted) so phones' message lamps follow.
@@ -40,6 +42,7 @@ type Stores struct {
 	Directory *acl.Directory
 	Location  *location.Store
 	Inbox     *inbox.Store
+	Webhooks  *webhook.Store // nil: the webhook operations say they are not available
 }
 
 // New is the service over st for the data directory of cfg, whose admin
@@ -48,7 +51,7 @@ func New(cfg config.Config, st Stores, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg.WithDefaults(), dir: st.Directory, loc: st.Location, box: st.Inbox, log: log, ops: operations()}
+	return &Service{cfg: cfg.WithDefaults(), dir: st.Directory, loc: st.Location, box: st.Inbox, hooks: st.Webhooks, log: log, ops: operations()}
 }
 
 // Request is one CLI command.
