@@ -12,6 +12,7 @@ import (
 	"github.com/partyline/partyline/config"
 	"github.com/partyline/partyline/inbox"
 	"github.com/partyline/partyline/location"
+	"github.com/partyline/partyline/webhook"
 )
 
 // errBusy: another process holds the data directory.
@@ -55,6 +56,10 @@ func openData(cfg config.Config) (*data, error) {
 		return nil, err
 	}
 	if d.stores.Inbox, err = inbox.Open(db, nil); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if d.stores.Webhooks, err = webhook.Open(db, nil); err != nil {
 		db.Close()
 		return nil, err
 	}

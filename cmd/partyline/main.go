@@ -87,6 +87,7 @@ effect at once; without one they open the data directory themselves.`,
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(newServeCmd(g), newUserCmd(g), newPlanCmd(g), newNumberCmd(g), newTrunkCmd(g), newRegistrationsCmd(g), newCallsCmd(g), newVoicemailCmd(g), newContactCmd(g), newInboxCmd(g), newMessageCmd(g))
 	root.AddCommand(newTokenCmd(g))
+	root.AddCommand(newWebhookCmd(g))
 	return root
 }
 

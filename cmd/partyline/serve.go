@@ -20,6 +20,7 @@ import (
 
 	"github.com/partyline/partyline/admin"
 	"github.com/partyline/partyline/sip"
+	"github.com/partyline/partyline/webhook"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -108,6 +109,10 @@ func newServeCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			hooksDone := make(chan error, 1) // webhooks: delivered off the inbox's feed until ctx ends
+			go func() {
+				hooksDone <- (&webhook.Deliverer{Feed: data.stores.Inbox, Store: data.stores.Webhooks, Log: log}).Run(ctx)
+			}()
 			var addrs []string
 			for _, a := range sipSrv.Addrs() {
 				addrs = append(addrs, a.String())
@@ -125,7 +130,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			adminErr := svc.Serve(ctx, ln)
 			stop()
 			sipErr := <-sipDone
-			if err := errors.Join(adminErr, sipErr); err != nil {
+			if err := errors.Join(adminErr, sipErr, <-hooksDone); err != nil {
 				return failure{err}
 			}
 			log.Info("partyline stopped")
