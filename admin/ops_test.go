@@ -193,8 +193,8 @@ func TestVoicemailOps(t *testing.T) {
 func TestArgumentsStrict(t *testing.T) {
 	s := openService(t)
 	ops := operations()
-	if len(ops) != 41 {
-		t.Errorf("%d operations, want 41: a group left out of operations()?", len(ops))
+	if len(ops) != 45 {
+		t.Errorf("%d operations, want 45: a group left out of operations()?", len(ops))
 	}
 	for name := range ops {
 		resp := s.Handle(context.Background(), Request{Op: name, Args: json.RawMessage(`{"colour":"red"}`)})
