@@ -521,7 +521,7 @@ func TestConcurrentCLI(t *testing.T) {
 
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, dir, "--demo")
+	srv := startServer(t, dir, "--demo", "--http", "127.0.0.1:0") // --demo alone: 127.0.0.1:8080
 	m := regexp.MustCompile(`\bsip=(127\.0\.0\.1:\d+)`).FindStringSubmatch(srv.await(t, `msg="partyline ready"`))
 	if m == nil {
 		t.Fatalf("no sip= in the ready line:\n%s", srv.logText())
@@ -529,7 +529,7 @@ func TestServeDemo(t *testing.T) {
 	out := srv.output(t)
 	// The how-to names the address the server really listens on.
 	for _, want := range []string{"olivia", "alice", "bob", admin.DemoNumber, "password", "sipsak", "sipp", "text_trunk_send.xml",
-		"-s sip:alice@" + m[1], "15555550100 " + m[1]} {
+		"-s sip:alice@" + m[1], "15555550100 " + m[1], webURL(t, srv) + "api/v1/session"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -544,7 +544,7 @@ func TestServeDemo(t *testing.T) {
 	}
 	srv.stop(syscall.SIGTERM)
 	// A second --demo on a workspace that is not empty seeds nothing.
-	srv = startServer(t, dir, "--demo")
+	srv = startServer(t, dir, "--demo", "--http", "127.0.0.1:0")
 	if out := srv.output(t); out != "" {
 		t.Fatalf("demo seeded twice: %s", out)
 	}

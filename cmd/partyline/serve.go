@@ -34,8 +34,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	var digestURIServer bool
 	var vmPerNumber int
 	var demoSeeded *admin.Demo
+	var web webFlags
 	cmd := &cobra.Command{
-		Use:   "serve [--sip ADDR]... [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
+		Use:   "serve [--sip ADDR]... [--http ADDR]... [--tls-cert FILE --tls-key FILE] [--realm REALM] [--rtp-ports LOW-HIGH] [--demo]",
 		Short: "Run the server on the data directory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,16 +100,25 @@ func newServeCmd(g *globals) *cobra.Command {
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			svc.SendText = sipSrv.SendText
 			svc.Typing = sipSrv.Typing
+			webSrv, err := openWeb(web, demo, data, svc, log)
+			if err != nil {
+				ln.Close()
+				return failure{err}
+			}
 			if err := sipSrv.Start(); err != nil {
 				ln.Close()
+				webSrv.close()
 				return failure{err}
 			}
 			if demoSeeded != nil {
 				// How to try it, with the port the server really listens on.
 				fmt.Fprint(cmd.OutOrStdout(), demoHowTo(*demoSeeded, sipSrv.Addrs()[0]))
+				fmt.Fprint(cmd.OutOrStdout(), webSrv.demoHowTo(*demoSeeded))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// HTTP: a listener failing stops serve, as for SIP.
+			webWait := webSrv.Serve(ctx, stop)
 			hooksDone := make(chan error, 1) // webhooks: delivered off the inbox's feed until ctx ends
 			go func() {
 				hooksDone <- (&webhook.Deliverer{Feed: data.stores.Inbox, Store: data.stores.Webhooks, Log: log}).Run(ctx)
@@ -130,7 +140,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			adminErr := svc.Serve(ctx, ln)
 			stop()
 			sipErr := <-sipDone
-			if err := errors.Join(adminErr, sipErr, <-hooksDone); err != nil {
+			if err := errors.Join(adminErr, sipErr, webWait(), <-hooksDone); err != nil {
 				return failure{err}
 			}
 			log.Info("partyline stopped")
@@ -146,6 +156,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&digestURIServer, "digest-uri-server", false, "also accept digest credentials whose uri is this server's address instead of the Request-URI, as SIPp 3.6 sends them (weaker: such credentials are not bound to a destination)")
 	cmd.Flags().IntVar(&vmPerNumber, "voicemail-per-number", 0, "voicemail calls in progress to one shared number at once; more get 486 Busy Here (0: the default, 10)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "seed a small demo workspace when the data directory is empty")
+	web.register(cmd)
 	return cmd
 }
 
