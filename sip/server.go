@@ -8,18 +8,14 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"golang.org/x/sys/unix"
 
-	"github.com/partyline/partyline/location"
 	"github.com/partyline/partyline/media"
 )
 
@@ -186,50 +182,6 @@ type testHooks struct {
 	awaitingRelay func(*fork) // the handler waits for that relay before it returns
 }
 
-// New returns a server for the directory, location store and call log;
-// set its fields, then Start and Serve.
-func New(d Deps) *Server {
-	return &Server{dir: d.Directory, loc: d.Location, calls: d.Calls, texts: d.Texts, vmStore: d.Voicemail, contacts: d.Contacts}
-}
-
-// Deps are the stores the server works on. Each is required: Start fails
-// naming the one missing, so no feature is ever silently off.
-type Deps struct {
-	Directory Directory      // users, numbers, trunks, who rings (acl.Directory)
-	Location  Location       // where users' phones are registered (location.Store)
-	Calls     CallLog        // call history (inbox.Store)
-	Texts     Texts          // texts in and out (inbox.Store)
-	Voicemail VoicemailStore // voicemail, greetings and message counts (inbox.Store)
-	Contacts  ContactBook    // the shared address book, to name callers (inbox.Store)
-}
-
-// Location is what the server needs of the registrar's bindings;
-// location.Store satisfies it, and a clustered store could.
-type Location interface {
-	Lookup(user string) []location.Binding
-	Apply(user string, u location.Update) ([]location.Binding, error)
-	Sweep() (int, error)
-}
-
-// missing names the first dependency not given.
-func (d Deps) missing() string {
-	switch {
-	case d.Directory == nil:
-		return "Directory"
-	case d.Location == nil:
-		return "Location"
-	case d.Calls == nil:
-		return "Calls"
-	case d.Texts == nil:
-		return "Texts"
-	case d.Voicemail == nil:
-		return "Voicemail"
-	case d.Contacts == nil:
-		return "Contacts"
-	}
-	return ""
-}
-
 var setGlobals sync.Once
 
 func (s *Server) defaults() {
@@ -376,77 +328,6 @@ func (s *Server) Start() error {
 		}
 	}
 	return nil
-}
-
-// bind opens UDP and TCP on addr; with port 0, one free port for both.
-// Over UDP it opens one socket per CPU on the same port (SO_REUSEPORT):
-// the kernel spreads senders over them, so admission and parsing run on
-// every core instead of in one reading goroutine; one sender always lands
-// on the same socket, so its messages keep their order.
-func (s *Server) bind(addr string) error {
-	lc := net.ListenConfig{Control: reusePort}
-	ctx := context.Background()
-	for try := 0; try < 20; try++ {
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
-		if err != nil {
-			return fmt.Errorf("listening on udp %s: %w", addr, err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
-			if _, port, _ := net.SplitHostPort(addr); port == "0" {
-				continue // the TCP port was taken: pick another pair
-			}
-			return fmt.Errorf("listening on tcp %s: %w", addr, err)
-		}
-		s.udp = append(s.udp, s.wrapUDP(pc))
-		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
-		s.tcp = append(s.tcp, newListener(ln, s))
-		for i := 1; i < s.udpReaders; i++ {
-			sib, err := lc.ListenPacket(ctx, "udp", pc.LocalAddr().String())
-			if err != nil {
-				s.Log.Warn("one UDP reader only", "addr", pc.LocalAddr().String(), "error", err)
-				break
-			}
-			s.udpSiblings = append(s.udpSiblings, s.wrapUDP(sib))
-		}
-		return nil
-	}
-	return fmt.Errorf("no free port pair for %s", addr)
-}
-
-func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
-	if uc, ok := pc.(*net.UDPConn); ok {
-		// Absorb bursts while a reader is not scheduled (the kernel caps
-		// this at net.core.rmem_max).
-		uc.SetReadBuffer(4 << 20)
-	}
-	return &packetConn{PacketConn: pc, s: s, buf: make([]byte, 1<<16)}
-}
-
-// reusePort sets SO_REUSEPORT so sibling sockets can share a UDP port.
-func reusePort(network, address string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-// Addrs are the bound addresses (each on UDP and TCP).
-func (s *Server) Addrs() []netip.AddrPort {
-	return slices.Clip(s.addrs) // read on every request: not copied
-}
-
-func (s *Server) closeSockets() {
-	for _, pc := range append(s.udp, s.udpSiblings...) {
-		pc.Close()
-	}
-	for _, ln := range s.tcp {
-		ln.Close()
-	}
 }
 
 // Serve answers SIP until ctx ends, then closes the listeners and
