@@ -189,13 +189,14 @@ func (d *Deliverer) pump(hooks []Hook, workers map[string]*worker) error {
 	}
 	if len(hooks) == 0 {
 		// Nobody to send to: skip to the end (later hooks get later
-		// events only).
+		// events only), unless a hook came meanwhile.
 		seq, err := d.Feed.FeedSeq()
 		if err != nil || seq == cursor {
 			return err
 		}
-		_, err = d.Store.enqueue(nil, nil, seq, d.clock().Now())
-		return err
+		if skipped, err := d.Store.skip(seq); skipped || err != nil {
+			return err
+		}
 	}
 	for {
 		evs, err := d.Feed.Feed(cursor, or(d.FeedPage, 500))
@@ -206,7 +207,7 @@ func (d *Deliverer) pump(hooks []Hook, workers map[string]*worker) error {
 			d.Log.Warn("webhook events pruned from the feed before they were enqueued", "from", cursor+1, "to", first-1)
 		}
 		last := evs[len(evs)-1].Seq
-		grew, err := d.Store.enqueue(evs, hooks, last, d.clock().Now())
+		grew, err := d.Store.enqueue(evs, last, d.clock().Now())
 		if err != nil {
 			return err
 		}

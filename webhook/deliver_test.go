@@ -414,9 +414,8 @@ func TestDeliverAcrossOutageAndRestart(t *testing.T) {
 		as, _ := w.hooks.Attempts(h.ID, 1)
 		return len(as) == 1 && as[0].Try == 4 && as[0].Status == 0 && as[0].Error != ""
 	})
-	if n, _ := w.hooks.Pending(h.ID); n != 7 {
-		t.Fatalf("%d pending, want 7 (6 texts, 1 conversation created)", n)
-	}
+	// 6 texts and the conversation's creation wait.
+	waitFor(t, "7 pending", func() bool { n, _ := w.hooks.Pending(h.ID); return n == 7 })
 	// The receiver comes back on its address.
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {

@@ -333,56 +333,56 @@ func render(e *inbox.FeedEvent) (json.RawMessage, error) {
 
 // enqueue puts each event into the queue of each hook that wants it and
 // moves the cursor to upto, in one transaction; it returns the hooks whose
-// queues grew. A hook whose queue is full gets a Dropped attempt instead.
-func (s *Store) enqueue(evs []inbox.FeedEvent, hooks []Hook, upto uint64, now time.Time) (map[string]bool, error) {
-	type item struct {
-		e    *inbox.FeedEvent
-		body json.RawMessage
-	}
-	var items []item
-	for i := range evs {
-		e := &evs[i]
-		for j := range hooks {
-			if hooks[j].Wants(e) {
-				body, err := render(e)
-				if err != nil {
-					return nil, err
-				}
-				items = append(items, item{e, body})
-				break
-			}
-		}
-	}
+// queues grew. It reads the hooks in that transaction, so a hook added
+// meanwhile misses nothing numbered after its After. A hook whose queue is
+// full gets a Dropped attempt instead.
+func (s *Store) enqueue(evs []inbox.FeedEvent, upto uint64, now time.Time) (map[string]bool, error) {
 	grew := map[string]bool{}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		clear(grew)
+		var hooks []Hook
+		err := tx.Bucket(bucketHooks).ForEach(func(k, v []byte) error {
+			var h Hook
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("webhook %s: %w", k, err)
+			}
+			hooks = append(hooks, h)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		pending := tx.Bucket(bucketPending)
-		for _, it := range items {
+		for i := range evs {
+			e := &evs[i]
+			var body json.RawMessage
 			for _, h := range hooks {
-				if !h.Wants(it.e) {
+				if !h.Wants(e) {
 					continue
-				}
-				if tx.Bucket(bucketHooks).Get([]byte(h.ID)) == nil {
-					continue // removed meanwhile
 				}
 				n := readU64(pending.Get([]byte(h.ID)))
 				if n >= uint64(s.queueLimit()) {
-					a := Attempt{Event: strconv.FormatUint(it.e.Seq, 10), Type: it.e.Type, At: now, Outcome: Dropped,
+					a := Attempt{Event: strconv.FormatUint(e.Seq, 10), Type: e.Type, At: now, Outcome: Dropped,
 						Error: fmt.Sprintf("queue full (%d events waiting)", n)}
 					if err := s.record(tx, h.ID, &a); err != nil {
 						return err
 					}
 					continue
 				}
+				if body == nil {
+					if body, err = render(e); err != nil {
+						return err
+					}
+				}
 				q, err := tx.Bucket(bucketQueue).CreateBucketIfNotExists([]byte(h.ID))
 				if err != nil {
 					return err
 				}
-				v, err := json.Marshal(entry{Seq: it.e.Seq, Type: it.e.Type, Body: it.body, Enqueued: now, Next: now})
+				v, err := json.Marshal(entry{Seq: e.Seq, Type: e.Type, Body: body, Enqueued: now, Next: now})
 				if err != nil {
 					return err
 				}
-				if err := q.Put(u64(it.e.Seq), v); err != nil {
+				if err := q.Put(u64(e.Seq), v); err != nil {
 					return err
 				}
 				if err := pending.Put([]byte(h.ID), u64(n+1)); err != nil {
@@ -394,6 +394,21 @@ func (s *Store) enqueue(evs []inbox.FeedEvent, hooks []Hook, upto uint64, now ti
 		return tx.Bucket(bucketMeta).Put(keyCursor, u64(upto))
 	})
 	return grew, err
+}
+
+// skip moves the cursor to upto when there is no hook (nothing to enqueue
+// up to there), in one transaction with that look; it reports whether it
+// did.
+func (s *Store) skip(upto uint64) (bool, error) {
+	skipped := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketHooks).Cursor().First(); k != nil {
+			return nil
+		}
+		skipped = true
+		return tx.Bucket(bucketMeta).Put(keyCursor, u64(upto))
+	})
+	return skipped, err
 }
 
 // head is the oldest event waiting for the hook (ok false: none).

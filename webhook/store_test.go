@@ -57,7 +57,7 @@ func TestQueueBounded(t *testing.T) {
 		w.text(numA, "text "+strconv.Itoa(i))
 	}
 	evs, _ := w.box.Feed(0, 0)
-	if _, err := w.hooks.enqueue(evs, []Hook{h}, evs[len(evs)-1].Seq, clock.Now()); err != nil {
+	if _, err := w.hooks.enqueue(evs, evs[len(evs)-1].Seq, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := w.hooks.Pending(h.ID); n != 3 {
