@@ -224,11 +224,17 @@ func (d *Deliverer) pump(hooks []Hook, workers map[string]*worker) error {
 // is removed.
 func (d *Deliverer) work(ctx context.Context, id string, wake <-chan struct{}) {
 	clock := d.clock()
-	wait := func(dur time.Duration) bool {
+	// wait returns at the time until (zero: only when woken), when woken,
+	// or (false) when ctx ends. A clock moved between reading it and
+	// setting the timer is caught by the second look.
+	wait := func(until time.Time) bool {
 		var after <-chan time.Time
-		if dur >= 0 {
-			t := clock.NewTimer(dur)
+		if !until.IsZero() {
+			t := clock.NewTimer(until.Sub(clock.Now()))
 			defer t.Stop()
+			if !clock.Now().Before(until) {
+				return ctx.Err() == nil
+			}
 			after = t.C()
 		}
 		select {
@@ -239,23 +245,24 @@ func (d *Deliverer) work(ctx context.Context, id string, wake <-chan struct{}) {
 		}
 		return true
 	}
+	pause := func() bool { return wait(clock.Now().Add(time.Second)) }
 	for {
 		e, ok, err := d.Store.head(id)
 		if err != nil {
 			d.Log.Error("webhook outbox", "webhook", id, "error", err)
-			if !wait(time.Second) {
+			if !pause() {
 				return
 			}
 			continue
 		}
 		if !ok {
-			if !wait(-1) { // until woken
+			if !wait(time.Time{}) { // until woken
 				return
 			}
 			continue
 		}
-		if due := e.Next.Sub(clock.Now()); due > 0 {
-			if !wait(due) {
+		if clock.Now().Before(e.Next) {
+			if !wait(e.Next) {
 				return
 			}
 			continue
@@ -266,7 +273,7 @@ func (d *Deliverer) work(ctx context.Context, id string, wake <-chan struct{}) {
 		}
 		if err != nil {
 			d.Log.Error("webhook outbox", "webhook", id, "error", err)
-			if !wait(time.Second) {
+			if !pause() {
 				return
 			}
 			continue
@@ -277,7 +284,7 @@ func (d *Deliverer) work(ctx context.Context, id string, wake <-chan struct{}) {
 		}
 		if err := d.Store.settle(id, e, a); err != nil {
 			d.Log.Error("webhook outbox", "webhook", id, "error", err)
-			if !wait(time.Second) {
+			if !pause() {
 				return
 			}
 		}
