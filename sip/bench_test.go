@@ -32,32 +32,7 @@ func BenchmarkFork(b *testing.B) {
 	}
 	branches := make(chan struct{}, 3*b.N+16)
 	for _, u := range users {
-		sink, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { sink.Close() })
-		sink.(*net.UDPConn).SetReadBuffer(8 << 20) // a burst of branches: no kernel drops
-		go func() {
-			buf := make([]byte, 65536)
-			for {
-				n, _, err := sink.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				if n > 7 && string(buf[:7]) == "INVITE " {
-					select {
-					case branches <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-		addr := sink.LocalAddr().(*net.UDPAddr).AddrPort()
-		if _, err := e.loc.Apply(u, location.Update{CallID: "reg-" + u, CSeq: 1, Source: addr.String(), Transport: "udp",
-			UserAgent: "sink", Contacts: []location.Contact{{URI: fmt.Sprintf("sip:%s@%s", u, addr), Expires: time.Hour}}}); err != nil {
-			b.Fatal(err)
-		}
+		sinkPhone(b, e, u, branches)
 	}
 	if _, err := e.dir.AddNumber("", testNumber, "Support"); err != nil {
 		b.Fatal(err)
@@ -108,3 +83,34 @@ func BenchmarkFork(b *testing.B) {
 type uncommitted struct{ *inbox.Store }
 
 func (uncommitted) PutCall(*inbox.Call) error { return nil }
+
+// sinkPhone registers a phone for user that reads and never answers,
+// signalling branches for each INVITE it gets.
+func sinkPhone(b *testing.B, e *env, user string, branches chan struct{}) {
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sink.Close() })
+	sink.(*net.UDPConn).SetReadBuffer(8 << 20) // a burst of branches: no kernel drops
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := sink.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n > 7 && string(buf[:7]) == "INVITE " {
+				select {
+				case branches <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	addr := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := e.loc.Apply(user, location.Update{CallID: "reg-" + user, CSeq: 1, Source: addr.String(), Transport: "udp",
+		UserAgent: "sink", Contacts: []location.Contact{{URI: fmt.Sprintf("sip:%s@%s", user, addr), Expires: time.Hour}}}); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -128,32 +128,7 @@ func TestForgedHeadersEverySpelling(t *testing.T) {
 		for _, style := range spellings {
 			name := func(n string) string { return spell(n, style) }
 			t.Run(transport+"/"+style, func(t *testing.T) {
-				// A carrier's call to the number.
-				carrier := newRawPeer(t, e, transport, "127.0.0.3")
-				callID := fmt.Sprintf("forged-inv-%s-%s", transport, style)
-				via := carrier.via()
-				inv := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n%s\r\n%s: <sip:+15550001111@carrier.example>;tag=c1\r\n%s: <sip:%s@%s>\r\n"+
-					"%s: %s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n%s: carrier-gw\r\n%s: <sip:carrier@%s>\r\n%s%s: 0\r\n\r\n",
-					testNumber, e.addr, via, name("From"), name("To"), testNumber, e.addr, name("Call-ID"), callID,
-					name("User-Agent"), name("Contact"), carrier.local, forged(style), name("Content-Length"))
-				carrier.send(e, inv)
-				got := recvWithin(t, alice.invites, "alice's INVITE", wait)
-				if h := carriesForged(got.String(), "<sip:"+testNumber+"@"+testRealm+">"); h != "" {
-					t.Errorf("alice's phone got %s", h)
-				}
-				recvWithin(t, bob.invites, "bob's INVITE", wait)
-				if carrier.await(wait, func(m string) bool { return statusCode(m) == 180 }) == "" {
-					t.Fatal("no 180 to the carrier")
-				}
-				cancel := strings.Replace(strings.Replace(inv, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1)
-				cancel = cancel[:strings.Index(cancel, "\r\n\r\n")+4]
-				carrier.send(e, strings.Replace(cancel, name("Content-Length")+": 0", name("Content-Length")+": 0", 1))
-				if res := carrier.await(wait, func(m string) bool { return statusCode(m) == 487 }); res == "" {
-					t.Fatal("no 487 after CANCEL")
-				}
-				recvWithin(t, alice.cancels, "alice's CANCEL", wait)
-				recvWithin(t, bob.cancels, "bob's CANCEL", wait)
-
+				carrier := forgedCall(t, e, alice, bob, transport, style)
 				// A member's text to another member, then to an outside number.
 				phone := newRawPeer(t, e, transport, "127.0.0.1")
 				for _, to := range []string{"bob", "+15550002222"} {
@@ -197,14 +172,7 @@ func TestForgedHeadersEverySpelling(t *testing.T) {
 					}
 				}
 				// Still answering, on this transport from both addresses.
-				for _, p := range []*rawPeer{carrier, phone} {
-					id := fmt.Sprintf("alive-%s-%s-%s", transport, style, p.local)
-					p.send(e, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\n%s\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-						e.addr, p.via(), e.addr, id))
-					if res := p.final(id, wait); statusCode(res) != 200 {
-						t.Fatalf("OPTIONS from %s afterwards: %q", p.local, res)
-					}
-				}
+				stillAnswers(t, e, carrier, phone)
 			})
 		}
 	}
@@ -225,4 +193,51 @@ func okFor(req string) string {
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return b.String()
+}
+
+// forgedCall: a carrier's call to the number over transport, every header
+// we strip forged in style; both phones ring without them, and the caller's
+// CANCEL ends it. It returns the carrier.
+func forgedCall(t *testing.T, e *env, alice, bob *device, transport, style string) *rawPeer {
+	t.Helper()
+	name := func(n string) string { return spell(n, style) }
+	wait := 5 * time.Second
+	carrier := newRawPeer(t, e, transport, "127.0.0.3")
+	callID := fmt.Sprintf("forged-inv-%s-%s", transport, style)
+	via := carrier.via()
+	inv := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n%s\r\n%s: <sip:+15550001111@carrier.example>;tag=c1\r\n%s: <sip:%s@%s>\r\n"+
+		"%s: %s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n%s: carrier-gw\r\n%s: <sip:carrier@%s>\r\n%s%s: 0\r\n\r\n",
+		testNumber, e.addr, via, name("From"), name("To"), testNumber, e.addr, name("Call-ID"), callID,
+		name("User-Agent"), name("Contact"), carrier.local, forged(style), name("Content-Length"))
+	carrier.send(e, inv)
+	got := recvWithin(t, alice.invites, "alice's INVITE", wait)
+	if h := carriesForged(got.String(), "<sip:"+testNumber+"@"+testRealm+">"); h != "" {
+		t.Errorf("alice's phone got %s", h)
+	}
+	recvWithin(t, bob.invites, "bob's INVITE", wait)
+	if carrier.await(wait, func(m string) bool { return statusCode(m) == 180 }) == "" {
+		t.Fatal("no 180 to the carrier")
+	}
+	cancel := strings.Replace(strings.Replace(inv, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1)
+	cancel = cancel[:strings.Index(cancel, "\r\n\r\n")+4]
+	carrier.send(e, strings.Replace(cancel, name("Content-Length")+": 0", name("Content-Length")+": 0", 1))
+	if res := carrier.await(wait, func(m string) bool { return statusCode(m) == 487 }); res == "" {
+		t.Fatal("no 487 after CANCEL")
+	}
+	recvWithin(t, alice.cancels, "alice's CANCEL", wait)
+	recvWithin(t, bob.cancels, "bob's CANCEL", wait)
+	return carrier
+}
+
+// stillAnswers: each peer's OPTIONS is answered 200.
+func stillAnswers(t *testing.T, e *env, peers ...*rawPeer) {
+	t.Helper()
+	for i, p := range peers {
+		id := fmt.Sprintf("alive-%d-%s-%d", i, p.local, time.Now().UnixNano())
+		p.send(e, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\n%s\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			e.addr, p.via(), e.addr, id))
+		if res := p.final(id, 5*time.Second); statusCode(res) != 200 {
+			t.Fatalf("OPTIONS from %s afterwards: %q", p.local, res)
+		}
+	}
 }

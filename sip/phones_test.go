@@ -61,33 +61,7 @@ func newDevice(t testing.TB, e *env, user, transport string, opts ...func(*devic
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.invites <- req
-		cancelled := make(chan struct{})
-		tx.OnCancel(func(c *sip.Request) {
-			d.cancels <- c
-			close(cancelled)
-		})
-		if d.hold != nil {
-			<-d.hold
-		}
-		ringing := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
-		tag := ringing.To().Params.GetOr("tag", "")
-		tx.Respond(ringing)
-		select {
-		case code := <-d.answer:
-			res := sip.NewResponseFromRequest(req, code, map[bool]string{true: "OK", false: "Decline"}[code == 200], nil)
-			res.To().Params.Add("tag", tag)
-			if code == 200 {
-				// The device's address as the INVITE names it (d.addr is
-				// set after the server starts: not read here).
-				res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%d;transport=%s>", user, req.Recipient.Host, req.Recipient.Port, strings.ToLower(transport))))
-			}
-			tx.Respond(res)
-		case <-cancelled:
-		case <-tx.Done():
-		}
-	})
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { d.ring(req, tx, transport) })
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { d.acks <- req })
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		d.notifies <- req
@@ -256,4 +230,34 @@ func outcomes(c inbox.Call) map[string]string {
 		out[b.User] = b.Outcome
 	}
 	return out
+}
+
+// ring is the device's answer to an INVITE: 180 (after hold, if set), then
+// what answer says, or nothing once the caller cancels.
+func (d *device) ring(req *sip.Request, tx sip.ServerTransaction, transport string) {
+	d.invites <- req
+	cancelled := make(chan struct{})
+	tx.OnCancel(func(c *sip.Request) {
+		d.cancels <- c
+		close(cancelled)
+	})
+	if d.hold != nil {
+		<-d.hold
+	}
+	ringing := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
+	tag := ringing.To().Params.GetOr("tag", "")
+	tx.Respond(ringing)
+	select {
+	case code := <-d.answer:
+		res := sip.NewResponseFromRequest(req, code, map[bool]string{true: "OK", false: "Decline"}[code == 200], nil)
+		res.To().Params.Add("tag", tag)
+		if code == 200 {
+			// The device's address as the INVITE names it (d.addr is set
+			// after the server starts: not read here).
+			res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%d;transport=%s>", d.user, req.Recipient.Host, req.Recipient.Port, strings.ToLower(transport))))
+		}
+		tx.Respond(res)
+	case <-cancelled:
+	case <-tx.Done():
+	}
 }

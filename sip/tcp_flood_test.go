@@ -70,38 +70,9 @@ func TestTCPFlood(t *testing.T) {
 	perChild := int(min(uint64(n/2), uint64(lim.Max)-64)) // a child raises its soft limit to the hard one
 	lowerNofile(t, lowestFreeFD(t)+4096)
 
-	type child struct {
-		cmd    *exec.Cmd
-		stdin  io.Closer
-		result chan string
-	}
-	var children []child
+	var children []floodChild
 	for left := n; left > 0; left -= perChild {
-		c := child{cmd: exec.Command(os.Args[0], "-test.run=^TestTCPFloodHelper$"), result: make(chan string, 1)}
-		c.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", floodVar, e.addr, min(left, perChild)))
-		c.cmd.Stderr = os.Stderr
-		stdin, err := c.cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := c.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c.stdin = stdin
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if r, ok := strings.CutPrefix(sc.Text(), "flood: "); ok {
-					c.result <- r
-				}
-			}
-		}()
-		t.Cleanup(func() { stdin.Close(); c.cmd.Wait() })
-		children = append(children, c)
+		children = append(children, startFloodChild(t, e, min(left, perChild)))
 	}
 	var connected, reset int
 	for _, c := range children {
@@ -220,4 +191,42 @@ func TestTCPFloodHelper(t *testing.T) {
 			c.Close()
 		}
 	}
+}
+
+// floodChild is one process of TestTCPFloodHelper holding connections.
+type floodChild struct {
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	result chan string
+}
+
+// startFloodChild starts a child that opens n connections to e and holds
+// them until its stdin closes (at the test's end at the latest).
+func startFloodChild(t *testing.T, e *env, n int) floodChild {
+	t.Helper()
+	c := floodChild{cmd: exec.Command(os.Args[0], "-test.run=^TestTCPFloodHelper$"), result: make(chan string, 1)}
+	c.cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", floodVar, e.addr, n))
+	c.cmd.Stderr = os.Stderr
+	stdin, err := c.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.stdin = stdin
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if r, ok := strings.CutPrefix(sc.Text(), "flood: "); ok {
+				c.result <- r
+			}
+		}
+	}()
+	t.Cleanup(func() { stdin.Close(); c.cmd.Wait() })
+	return c
 }

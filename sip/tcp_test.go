@@ -231,17 +231,6 @@ func TestTCPTimeouts(t *testing.T) {
 	e := newEnv(t, func(s *Server) { s.TCPReadTimeout, s.TCPIdleTimeout = readTimeout, idle })
 	partial := string(request(options, "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-part"))
 	partial = partial[:len(partial)-40]
-	// closedAfter awaits the server's close of s, which must come least
-	// after since at the earliest, within 5 s.
-	closedAfter := func(t *testing.T, s *sipStream, since time.Time, least time.Duration) {
-		t.Helper()
-		if !s.closed(5 * time.Second) {
-			t.Fatal("still open after 5 s")
-		}
-		if d := time.Since(since); d < least {
-			t.Fatalf("closed after %v, before %v", d, least)
-		}
-	}
 
 	t.Run("partial", func(t *testing.T) {
 		t.Parallel()
@@ -419,5 +408,17 @@ func TestSourceKey(t *testing.T) {
 		if got := sourceKey(netip.MustParseAddr(in)); got.String() != want {
 			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// closedAfter awaits the server's close of s, which must come least after
+// since at the earliest, within 5 s.
+func closedAfter(t *testing.T, s *sipStream, since time.Time, least time.Duration) {
+	t.Helper()
+	if !s.closed(5 * time.Second) {
+		t.Fatal("still open after 5 s")
+	}
+	if d := time.Since(since); d < least {
+		t.Fatalf("closed after %v, before %v", d, least)
 	}
 }

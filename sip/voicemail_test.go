@@ -78,33 +78,7 @@ func TestVoicemailRecordsAndLightsLamps(t *testing.T) {
 			t.Fatalf("after %d packets of greeting and beep: %v", got, err)
 		}
 	}
-	// 2 s of a 440 Hz tone, PCMU, 20 ms packets sent in real time as a
-	// phone does (the ticker is the audio clock, not a wait for an event).
-	var sent []int16
-	clock := time.NewTicker(20 * time.Millisecond)
-	defer clock.Stop()
-	for i := 0; i < 100; i++ {
-		<-clock.C
-		frame := make([]int16, 160)
-		for j := range frame {
-			frame[j] = int16(8000 * math.Sin(2*math.Pi*440*float64(i*160+j)/8000))
-		}
-		payload := media.PCMU.Encode(nil, frame)
-		sent = append(sent, media.PCMU.Decode(nil, payload)...)
-		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(1000 + i), Timestamp: uint32(5000 + 160*i), SSRC: 42, Marker: i == 0}, Payload: payload}
-		raw, _ := p.Marshal()
-		rtpConn.WriteTo(raw, dst)
-	}
-	// '#' (RFC 4733 event 11, end bit, sent three times as phones do) ends
-	// the recording; partyline hangs up, stores the message whole and
-	// lights the lamp. The event follows the audio in sequence, so every
-	// sample before it is in the message.
-	for k := 0; k < 3; k++ {
-		ev := []byte{11, 0x80 | 10, 0x03, 0x20} // event #, end, volume 10, duration 800
-		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(1100 + k), Timestamp: uint32(5000 + 160*100), SSRC: 42}, Payload: ev}
-		raw, _ := p.Marshal()
-		rtpConn.WriteTo(raw, dst)
-	}
+	sent := sendToneThenHash(rtpConn, dst)
 	select {
 	case <-sess.Context().Done(): // partyline's BYE ended the dialog
 	case <-time.After(10 * time.Second):
@@ -123,19 +97,7 @@ func TestVoicemailRecordsAndLightsLamps(t *testing.T) {
 	for i := range got {
 		got[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
 	}
-	// Sample for sample, allowing leading/trailing silence.
-	start := 0
-	for start < len(got) && got[start] != sent[0] {
-		start++
-	}
-	if start+len(sent) > len(got) {
-		t.Fatalf("the recording (%d samples) does not contain the sent audio (%d)", len(got), len(sent))
-	}
-	for i := range sent {
-		if got[start+i] != sent[i] {
-			t.Fatalf("sample %d differs: %d != %d", i, got[start+i], sent[i])
-		}
-	}
+	containsAudio(t, got, sent)
 	c := lastCall(t, e, func(c inbox.Call) bool { return c.Disposition == inbox.WentToVoicemail })
 	if c.VoicemailID != vms[0].ID || c.EndedAt == nil || outcomes(c)["alice"] != inbox.BranchNoAnswer {
 		t.Fatalf("call record: %+v", c)
@@ -402,4 +364,54 @@ func awaitVoicemailCount(t *testing.T, e *env, number string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("voicemail calls to %s never came down to %d", number, n)
+}
+
+// sendToneThenHash sends dst 2 s of a 440 Hz tone as a phone would, then
+// '#', and returns the samples sent (as the far end decodes them).
+func sendToneThenHash(rtpConn net.PacketConn, dst net.Addr) []int16 {
+	// 2 s of a 440 Hz tone, PCMU, 20 ms packets sent in real time as a
+	// phone does (the ticker is the audio clock, not a wait for an event).
+	var sent []int16
+	clock := time.NewTicker(20 * time.Millisecond)
+	defer clock.Stop()
+	for i := 0; i < 100; i++ {
+		<-clock.C
+		frame := make([]int16, 160)
+		for j := range frame {
+			frame[j] = int16(8000 * math.Sin(2*math.Pi*440*float64(i*160+j)/8000))
+		}
+		payload := media.PCMU.Encode(nil, frame)
+		sent = append(sent, media.PCMU.Decode(nil, payload)...)
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(1000 + i), Timestamp: uint32(5000 + 160*i), SSRC: 42, Marker: i == 0}, Payload: payload}
+		raw, _ := p.Marshal()
+		rtpConn.WriteTo(raw, dst)
+	}
+	// '#' (RFC 4733 event 11, end bit, sent three times as phones do) ends
+	// the recording; partyline hangs up, stores the message whole and
+	// lights the lamp. The event follows the audio in sequence, so every
+	// sample before it is in the message.
+	for k := 0; k < 3; k++ {
+		ev := []byte{11, 0x80 | 10, 0x03, 0x20} // event #, end, volume 10, duration 800
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SequenceNumber: uint16(1100 + k), Timestamp: uint32(5000 + 160*100), SSRC: 42}, Payload: ev}
+		raw, _ := p.Marshal()
+		rtpConn.WriteTo(raw, dst)
+	}
+	return sent
+}
+
+// containsAudio: got holds sent, sample for sample, after leading silence.
+func containsAudio(t *testing.T, got, sent []int16) {
+	t.Helper()
+	start := 0
+	for start < len(got) && got[start] != sent[0] {
+		start++
+	}
+	if start+len(sent) > len(got) {
+		t.Fatalf("the recording (%d samples) does not contain the sent audio (%d)", len(got), len(sent))
+	}
+	for i := range sent {
+		if got[start+i] != sent[i] {
+			t.Fatalf("sample %d differs: %d != %d", i, got[start+i], sent[i])
+		}
+	}
 }
