@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ type env struct {
 }
 
 const testRealm = "test.example"
+
+// liveEnvs counts the test servers running (see env.stop).
+var liveEnvs atomic.Int64
 
 // newEnv starts a server; configure may adjust it before Start. Its
 // timers are real; its Now is e.clock's.
@@ -121,6 +125,7 @@ func (e *env) open(configure func(*Server)) {
 	if err := e.srv.Start(); err != nil {
 		t.Fatal(err)
 	}
+	liveEnvs.Add(1)
 	e.addr = e.srv.Addrs()[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -141,6 +146,11 @@ func (e *env) stop() {
 	}
 	e.db.Close()
 	e.cancel = nil
+	if liveEnvs.Add(-1) == 0 {
+		// The last server of the package stopped (parallel tests share
+		// the process): nothing of ours may be left running.
+		noLeaks(e.t)
+	}
 }
 
 // noPanics fails the test when the server recovered a panic, with its log.
