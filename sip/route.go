@@ -208,10 +208,10 @@ func (s *Server) sendFinal(r *sip.Request) *sip.Response {
 }
 
 // requestWithin sends r, built whole by us, in a client transaction and
-// returns its final response, or nil when none came within d; the
-// transaction then ends, so its retransmissions stop. One that got its
-// final response stays until Timer K to absorb the response's
-// retransmissions.
+// returns its final response, or nil when none came within d or the
+// server stops; the transaction then ends, so its retransmissions stop.
+// One that got its final response stays until Timer K to absorb the
+// response's retransmissions.
 func (s *Server) requestWithin(r *sip.Request, d time.Duration) *sip.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), s.ConnectTimeout)
 	tx, err := s.client.TransactionRequest(ctx, r, keepAsBuilt)
@@ -234,6 +234,10 @@ func (s *Server) requestWithin(r *sip.Request, d time.Duration) *sip.Response {
 		case <-tx.Done():
 			return nil
 		case <-t.C:
+			tx.Terminate()
+			return nil
+		case <-s.stopping:
+			// Shutting down: nobody waits for the answer any longer.
 			tx.Terminate()
 			return nil
 		}
