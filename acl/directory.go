@@ -450,6 +450,29 @@ func (d *Directory) SetNumberName(as, number, name string) error {
 	})
 }
 
+// SetNumberDecline sets what a phone's decline does to the number's calls
+// (DeclineEverywhere or DeclinePersonal; a number setting).
+func (d *Directory) SetNumberDecline(as, number, decline string) error {
+	switch decline {
+	case DeclineEverywhere, DeclinePersonal:
+	default:
+		return fmt.Errorf("%w: bad --decline %q: use everywhere or personal", ErrInvalid, decline)
+	}
+	return d.update(as, func(c *change) error {
+		n, err := c.numberFor(number, NumberSettings, RoleNone)
+		if err != nil {
+			return err
+		}
+		nn := *n
+		nn.Decline = decline
+		if decline == DeclineEverywhere {
+			nn.Decline = ""
+		}
+		c.putNumber(&nn)
+		return nil
+	})
+}
+
 // AddMember adds a user to a number (as member when role is RoleNone).
 func (d *Directory) AddMember(as, number, user string, role Role) error {
 	if role == RoleNone {

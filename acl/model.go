@@ -35,7 +35,18 @@ type Number struct {
 	Flow *Flow `json:"flow,omitempty"`
 	// Trunk carries the number's outbound calls; empty: the only trunk.
 	Trunk string `json:"trunk,omitempty"`
+	// Decline is what a phone's decline (603, any 6xx) does to a call:
+	// DeclineEverywhere (the default, RFC 3261 §16.7) ends it for everyone
+	// and the caller hears it; DeclinePersonal stops only that person's
+	// phones, the others ring on.
+	Decline string `json:"decline,omitempty"`
 }
+
+// What a decline does (Number.Decline; "" is DeclineEverywhere).
+const (
+	DeclineEverywhere = "everywhere"
+	DeclinePersonal   = "personal"
+)
 
 // DefaultRingSeconds is how long one step rings unless the flow says.
 const DefaultRingSeconds = 25

@@ -17,6 +17,9 @@ type RingPlan[D any] struct {
 	Skipped []string
 	Then    string
 	Custom  bool // the number's own flow, not the default
+	// DeclinePersonal: a decline stops only that person's phones (see
+	// Number.Decline); false: it ends the call.
+	DeclinePersonal bool
 }
 
 // WhoRings builds the ring plan of the number from the snapshot and the
@@ -29,8 +32,11 @@ func WhoRings[D any](s *Snapshot, e164 string, devices func(user string) []D) (p
 	}
 	plan.Then = ThenVoicemail
 	if n.Flow != nil {
-		return customPlan(n, devices), true
+		plan = customPlan(n, devices)
+		plan.DeclinePersonal = n.Decline == DeclinePersonal
+		return plan, true
 	}
+	plan.DeclinePersonal = n.Decline == DeclinePersonal
 	people := make([]Ringing[D], 0, len(n.Members))
 	for i := range n.Members {
 		user := n.Members[i].User

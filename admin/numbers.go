@@ -23,8 +23,9 @@ const (
 
 type (
 	NumberArgs struct {
-		Number string  `json:"number"`
-		Name   *string `json:"name,omitempty"`
+		Number  string  `json:"number"`
+		Name    *string `json:"name,omitempty"`
+		Decline *string `json:"decline,omitempty"`
 	}
 	MemberArgs struct {
 		Number string `json:"number"`
@@ -39,6 +40,7 @@ type (
 	NumberView struct {
 		Number   string       `json:"number"`
 		Name     string       `json:"name"`
+		Decline  string       `json:"decline"`
 		Users    int          `json:"users"`
 		MaxUsers int          `json:"max_users"`
 		Members  []MemberView `json:"members"`
@@ -90,11 +92,18 @@ func numberOps() map[string]opFunc {
 			return s.numberView(snap, n.E164), nil
 		}),
 		OpNumberSet: typed(func(ctx context.Context, s *Service, as string, a NumberArgs) (any, error) {
-			if a.Name == nil {
-				return nil, fmt.Errorf("%w: nothing to change: give --name TEXT", acl.ErrInvalid)
+			if a.Name == nil && a.Decline == nil {
+				return nil, fmt.Errorf("%w: nothing to change: give --name TEXT or --decline everywhere|personal", acl.ErrInvalid)
 			}
-			if err := s.dir.SetNumberName(as, a.Number, *a.Name); err != nil {
-				return nil, err
+			if a.Name != nil {
+				if err := s.dir.SetNumberName(as, a.Number, *a.Name); err != nil {
+					return nil, err
+				}
+			}
+			if a.Decline != nil {
+				if err := s.dir.SetNumberDecline(as, a.Number, *a.Decline); err != nil {
+					return nil, err
+				}
 			}
 			e, _ := acl.NormalizeE164(a.Number)
 			s.changed(as, OpNumberSet, "number", e)
@@ -152,7 +161,11 @@ func (s *Service) memberChange(as, op string, a MemberArgs, role acl.Role, f fun
 
 func (s *Service) numberView(snap *acl.Snapshot, e164 string) NumberView {
 	n, _ := snap.Number(e164)
-	v := NumberView{Number: n.E164, Name: n.Name, Users: len(n.Members), MaxUsers: snap.Plan().MaxUsersPerNumber(), Members: []MemberView{}}
+	decline := n.Decline
+	if decline == "" {
+		decline = acl.DeclineEverywhere
+	}
+	v := NumberView{Number: n.E164, Name: n.Name, Decline: decline, Users: len(n.Members), MaxUsers: snap.Plan().MaxUsersPerNumber(), Members: []MemberView{}}
 	for _, m := range n.Members {
 		devs := s.registrations(m.User)
 		v.Members = append(v.Members, MemberView{User: m.User, Role: m.Role.String(), Added: m.Added, Devices: devs,

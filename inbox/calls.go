@@ -41,6 +41,8 @@ const (
 	BranchNoAnswer           = "no_answer"
 	BranchCallerCancelled    = "caller_cancelled"
 	BranchUnreachable        = "unreachable"
+	BranchRedirected         = "redirected"         // the phone sent the call elsewhere (3xx)
+	BranchDeclinedElsewhere  = "declined_elsewhere" // another phone declined for everyone (6xx)
 )
 
 // Call is the history record of one call on a shared number.

@@ -258,14 +258,20 @@ func (s *Server) validate(req *sip.Request, line startLine) []byte {
 }
 
 // optionTags is stage 6: 420 with Unsupported for an option tag we do not
-// implement in Require or Proxy-Require (ACK and CANCEL are never
-// refused), else nil.
+// implement in Proxy-Require, or in Require of a request we answer
+// ourselves (ACK and CANCEL are never refused), else nil. An INVITE's
+// Require is for the phone that answers it (RFC 3261 §16.3: a proxy
+// checks only Proxy-Require); when voicemail answers, it checks it then.
 func optionTags(req *sip.Request) []byte {
 	if req.Method == sip.ACK || req.Method == sip.CANCEL {
 		return nil
 	}
+	names := []string{"Proxy-Require", "Require"}
+	if req.Method == sip.INVITE {
+		names = names[:1]
+	}
 	var unsupported []string
-	for _, name := range []string{"Proxy-Require", "Require"} {
+	for _, name := range names {
 		for _, h := range headersNamed(req, name) {
 			for _, tag := range strings.Split(h.Value(), ",") {
 				if tag = strings.TrimSpace(tag); tag != "" && !supportedOptions[strings.ToLower(tag)] {

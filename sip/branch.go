@@ -4,6 +4,8 @@ package sip
 // record, and its CANCEL.
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -68,9 +70,11 @@ func (f *fork) onResponse(b *branch, res *sip.Response) bool {
 	return true
 }
 
-// onProvisional: a 1xx. The branch may now be cancelled (RFC 3261 §9.1);
-// one 180 tells the caller it rings (more, one per phone, add nothing and
-// confuse some carriers); early media (a body) always goes up.
+// onProvisional: a 1xx. The branch may now be cancelled (RFC 3261 §9.1).
+// Every provisional goes upstream (§16.7 step 5) but repeated plain 180s:
+// one tells the caller it rings, more (one per phone) add nothing and
+// confuse some carriers. A reliable one (RFC 3262: the caller must PRACK
+// it) and early media (a body) always go up.
 func (f *fork) onProvisional(b *branch, res *sip.Response) {
 	code := res.StatusCode
 	f.mu.Lock()
@@ -81,8 +85,9 @@ func (f *fork) onProvisional(b *branch, res *sip.Response) {
 		f.sendCancel(b)
 	}
 	f.mu.Lock()
-	send := code > 100 && f.state == stRinging && (len(res.Body()) > 0 || !f.ringingSent)
-	if send && len(res.Body()) == 0 {
+	plain := len(res.Body()) == 0 && !reliable(res)
+	send := code > 100 && f.state == stRinging && (!plain || !f.ringingSent)
+	if send && plain {
 		f.ringingSent = true
 	}
 	f.mu.Unlock()
@@ -145,6 +150,8 @@ func (f *fork) onFailure(b *branch, res *sip.Response) {
 	switch {
 	case b.cancelWant != "":
 		outcome = b.cancelWant
+	case code < 400:
+		outcome = inbox.BranchRedirected
 	case code == 486 || code == 600:
 		outcome = inbox.BranchBusy
 	case code == 603 || code >= 600:
@@ -158,25 +165,39 @@ func (f *fork) onFailure(b *branch, res *sip.Response) {
 	if f.best == nil || better(code, f.best.StatusCode) {
 		f.best = res
 	}
-	personal := code == 486 || code == 603 || code >= 600
+	// A 6xx ends the call for everyone (RFC 3261 §16.7 step 6) unless the
+	// number takes a decline as personal; a 486 is always personal.
+	everywhere := code >= 600 && !f.plan.DeclinePersonal && f.state == stRinging
+	if everywhere {
+		f.state = stDeclined
+	}
+	personal := !everywhere && (code == 486 || code >= 600)
 	f.mu.Unlock()
-	if personal {
+	switch {
+	case everywhere:
+		f.cancel(func(*branch) bool { return true }, inbox.BranchDeclinedElsewhere)
+	case personal:
 		f.cancelPerson(b.user)
 	}
 	f.save()
 	f.poke()
 }
 
-// better ranks final failures (RFC 3261 §16.7 step 6, simplified): 6xx,
-// then the lowest class.
-func better(code, than int) bool {
-	if code >= 600 {
-		return than < 600
+// better ranks final failures as RFC 3261 §16.7 step 6 picks the one that
+// goes upstream: a 6xx, else the lowest class (a 3xx before a 4xx), and
+// in 4xx a busy phone (486) before the rest, no answer (480, 408) last.
+func better(code, than int) bool { return failureRank(code) < failureRank(than) }
+
+func failureRank(code int) int {
+	switch {
+	case code >= 600:
+		return 0
+	case code == 486:
+		return 40
+	case code == 480 || code == 408:
+		return 49
 	}
-	if than >= 600 {
-		return false
-	}
-	return code/100 < than/100
+	return code/100*10 + 5
 }
 
 // endBranch records a branch's end; f.mu held.
@@ -229,8 +250,12 @@ func (f *fork) sendCancel(b *branch) {
 	}
 	b.cancelSent = true
 	reason := ""
-	if b.cancelWant == inbox.BranchCancelledElsewhere {
+	switch {
+	case b.cancelWant == inbox.BranchCancelledElsewhere:
 		reason = reasonElsewhere
+	case b.cancelWant == inbox.BranchDeclinedElsewhere && f.best != nil:
+		// RFC 3326: why, as the phone that declined said it.
+		reason = fmt.Sprintf("SIP;cause=%d;text=%q", f.best.StatusCode, f.best.Reason)
 	}
 	f.mu.Unlock()
 	go f.s.sendFinal(cancelFor(b.req, reason))
@@ -260,4 +285,20 @@ func cancelFor(inv *sip.Request, reason string) *sip.Request {
 	c.SetDestination(inv.Destination())
 	c.Laddr = inv.Laddr
 	return c
+}
+
+// reliable reports a reliable provisional response (RFC 3262: Require:
+// 100rel and an RSeq).
+func reliable(res *sip.Response) bool {
+	if headerNamed(res, "RSeq") == nil {
+		return false
+	}
+	for _, h := range headersNamed(res, "Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(tag), "100rel") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -59,6 +59,7 @@ const (
 	stAnsweredUp                  // the winning 2xx went upstream
 	stExpired                     // the flow ended unanswered (Timer C): the final answer is still ours
 	stCallerGone                  // the caller cancelled: sipgo answered 487 upstream
+	stDeclined                    // a phone declined for everyone (6xx): that goes upstream
 )
 
 // isAnswered: a 2xx won the call; f.mu held.
@@ -335,19 +336,17 @@ func (f *fork) finish() {
 	if answered {
 		f.awaitAnswerRelayed()
 	}
-	if !answered && !gone && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private {
+	declined := f.state == stDeclined
+	if !answered && !gone && !declined && f.plan.Then == acl.ThenVoicemail && !f.outbound && !f.private {
 		f.s.voicemail(f)
 		return
 	}
 	if !answered && !gone {
-		// No answer in any step, and no voicemail (hangup flow, or none
-		// configured): 480. An outbound call relays what the far end said
-		// (busy, not found, ...).
-		code, reason := 480, "Temporarily Unavailable"
-		if best != nil && f.outbound {
-			code, reason = best.StatusCode, best.Reason
-		}
-		f.s.respond(f.tx, f.req, code, reason)
+		// No answer, and no voicemail (a decline for everyone, a hangup
+		// flow, a call out or between users): the best failure goes
+		// upstream (RFC 3261 §16.7 step 6), a 3xx with its Contact (we
+		// do not follow redirects); none: 480.
+		f.respondBest(best)
 	}
 	if !answered {
 		now := f.s.Now()
@@ -360,6 +359,20 @@ func (f *fork) finish() {
 		f.mu.Unlock()
 	}
 	f.save()
+}
+
+// respondBest answers the caller with the best failure of the branches:
+// a 503 as 500 (a 503 upstream would say this server is down, §16.7), none
+// as 480.
+func (f *fork) respondBest(best *sip.Response) {
+	switch {
+	case best == nil:
+		f.s.respond(f.tx, f.req, 480, "Temporarily Unavailable")
+	case best.StatusCode == 503:
+		f.s.respond(f.tx, f.req, 500, "Server Internal Error")
+	default:
+		f.relay(best)
+	}
 }
 
 // relay sends a branch's response upstream through the server transaction.

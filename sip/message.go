@@ -91,7 +91,7 @@ func (s *Server) textBody(req *sip.Request, tx sip.ServerTransaction) ([]byte, s
 // (tel: its number), as a conversation names it.
 func fromParty(u sip.Uri) string {
 	if strings.EqualFold(u.Scheme, "tel") {
-		return inbox.Party(strings.SplitN(u.Host, ";", 2)[0])
+		return inbox.Party(telNumber(u))
 	}
 	if u.User != "" {
 		return inbox.Party(u.User)

@@ -42,6 +42,10 @@ type device struct {
 	answer chan int
 	// hold, when set, delays the 180 until it is closed.
 	hold chan struct{}
+	// reliable sends the 180 reliably (RFC 3262: Require: 100rel, RSeq).
+	reliable bool
+	// final, when set, adjusts the final answer before it goes.
+	final func(res *sip.Response)
 }
 
 func newDevice(t testing.TB, e *env, user, transport string, opts ...func(*device)) *device {
@@ -246,6 +250,10 @@ func (d *device) ring(req *sip.Request, tx sip.ServerTransaction, transport stri
 	}
 	ringing := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
 	tag := ringing.To().Params.GetOr("tag", "")
+	if d.reliable {
+		ringing.AppendHeader(sip.NewHeader("Require", "100rel"))
+		ringing.AppendHeader(sip.NewHeader("RSeq", "1"))
+	}
 	tx.Respond(ringing)
 	select {
 	case code := <-d.answer:
@@ -255,6 +263,9 @@ func (d *device) ring(req *sip.Request, tx sip.ServerTransaction, transport stri
 			// The device's address as the INVITE names it (d.addr is set
 			// after the server starts: not read here).
 			res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%d;transport=%s>", d.user, req.Recipient.Host, req.Recipient.Port, strings.ToLower(transport))))
+		}
+		if d.final != nil {
+			d.final(res)
 		}
 		tx.Respond(res)
 	case <-cancelled:

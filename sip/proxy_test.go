@@ -142,6 +142,9 @@ func TestForkStepsAndDecline(t *testing.T) {
 		users = append(users, fmt.Sprintf("m%02d", i))
 	}
 	numberWith(t, e, users...)
+	if err := e.dir.SetNumberDecline("", testNumber, acl.DeclinePersonal); err != nil {
+		t.Fatal(err)
+	}
 	var devs []*device
 	for _, u := range users {
 		devs = append(devs, newDevice(t, e, u, "udp"))

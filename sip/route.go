@@ -57,10 +57,7 @@ func (s *Server) targetOf(u sip.Uri) target {
 func (s *Server) sharedNumber(u sip.Uri) (string, bool) {
 	user := u.User
 	if strings.EqualFold(u.Scheme, "tel") {
-		user = u.Host
-		if i := strings.IndexByte(user, ';'); i >= 0 {
-			user = user[:i]
-		}
+		user = telNumber(u)
 	}
 	if user == "" {
 		return "", false
@@ -73,6 +70,16 @@ func (s *Server) sharedNumber(u sip.Uri) (string, bool) {
 		return "", false
 	}
 	return e, true
+}
+
+// telNumber is the number of a tel: URI (RFC 3966), its parameters cut
+// off (sipgo keeps a tel: URI whole, unparsed).
+func telNumber(u sip.Uri) string {
+	n := strings.TrimPrefix(u.String(), u.Scheme+":")
+	if i := strings.IndexByte(n, ';'); i >= 0 {
+		n = n[:i]
+	}
+	return n
 }
 
 // branchRequest builds the INVITE for one device from the caller's: the

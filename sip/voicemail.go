@@ -69,6 +69,16 @@ func (v *vmCalls) put(callID string, c *vmCall) {
 func (s *Server) voicemail(f *fork) {
 	req := f.req
 	number := f.rec.Number
+	if bad := vmUnsupported(req); bad != "" {
+		// Voicemail is the UAS now: an extension the caller requires and
+		// we lack is 420 (RFC 3261 §8.2.2.3). 100rel needs nothing of us:
+		// we answer 200 with no provisional response but 100.
+		res := newResponse(req, 420, "Bad Extension")
+		res.AppendHeader(sip.NewHeader("Unsupported", bad))
+		f.tx.Respond(res)
+		f.closeRecord(inbox.Missed, "")
+		return
+	}
 	src, ok := s.vmAdmitCall(f)
 	if !ok {
 		return
@@ -142,6 +152,20 @@ func (s *Server) voicemail(f *fork) {
 		s.hangUp(vc)
 		f.closeRecord(inbox.Missed, "")
 	}
+}
+
+// vmUnsupported lists the option tags in the INVITE's Require that
+// voicemail does not implement ("" when none).
+func vmUnsupported(req *sip.Request) string {
+	var bad []string
+	for _, h := range headersNamed(req, "Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "100rel") {
+				bad = append(bad, tag)
+			}
+		}
+	}
+	return strings.Join(bad, ", ")
 }
 
 // vmAdmitCall takes a place for f's call under the voicemail caps (per

@@ -30,19 +30,23 @@ func newNumberCmd(g *globals) *cobra.Command {
 	}
 	add.Flags().StringVar(&name, "name", "", "display name")
 
-	var setName string
+	var setName, setDecline string
 	set := &cobra.Command{
-		Use: "set E164 --name TEXT", Short: "Change a number's settings", Args: cobra.ExactArgs(1),
+		Use: "set E164 [--name TEXT] [--decline everywhere|personal]", Short: "Change a number's settings", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a := admin.NumberArgs{Number: args[0]}
 			if cmd.Flags().Changed("name") {
 				a.Name = &setName
+			}
+			if cmd.Flags().Changed("decline") {
+				a.Decline = &setDecline
 			}
 			var v admin.NumberView
 			return g.call(cmd, admin.OpNumberSet, a, &v, func() { showNumber(cmd.OutOrStdout(), v) })
 		},
 	}
 	set.Flags().StringVar(&setName, "name", "", "display name")
+	set.Flags().StringVar(&setDecline, "decline", "", "what a phone's decline does: everywhere (ends the call for everyone, the caller hears it: RFC 3261) or personal (only that person's phones stop)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List the numbers you may see", Args: cobra.NoArgs,
@@ -116,7 +120,7 @@ func newMemberCmd(g *globals) *cobra.Command {
 }
 
 func showNumber(w io.Writer, v admin.NumberView) {
-	fmt.Fprintf(w, "number  %s\nname    %s\nusers   %d of %d\n\n", v.Number, orDash(v.Name), v.Users, v.MaxUsers)
+	fmt.Fprintf(w, "number  %s\nname    %s\nusers   %d of %d\ndecline %s\n\n", v.Number, orDash(v.Name), v.Users, v.MaxUsers, v.Decline)
 	rows := [][]string{}
 	for _, m := range v.Members {
 		devices := "none registered: would not ring"
