@@ -11,6 +11,7 @@ import (
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/location"
 )
 
 // callAnswer places the carrier's call to the number and returns its
@@ -128,10 +129,7 @@ func TestForkRequire100rel(t *testing.T) {
 	numberWith(t, e, "alice", "bob")
 	rel := func(d *device) { d.reliable = true }
 	alice, bob := newDevice(t, e, "alice", "udp", rel), newDevice(t, e, "bob", "udp", rel)
-	carrier := newRawPeer(t, e, "UDP", "127.0.0.3")
-	if err := e.dir.AddTrunk("", "carrier", carrier.local, []string{carrier.local}); err != nil {
-		t.Fatal(err)
-	}
+	carrier := newTrunkPeer(t, e)
 	inv := "INVITE sip:" + testNumber + "@" + e.addr.String() + " SIP/2.0\r\n" + carrier.via() + "\r\n" +
 		"From: <sip:+15550001111@carrier.example>;tag=r1\r\nTo: <sip:" + testNumber + "@127.0.0.1>\r\nCall-ID: rel-1\r\n" +
 		"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nSupported: 100rel\r\nRequire: 100rel\r\nContact: <sip:c@" + carrier.local + ">\r\nContent-Length: 0\r\n\r\n"
@@ -158,15 +156,38 @@ func TestForkTelURI(t *testing.T) {
 	e := newEnv(t, nil)
 	numberWith(t, e, "alice")
 	alice := newDevice(t, e, "alice", "udp")
-	carrier := newRawPeer(t, e, "UDP", "127.0.0.3")
-	if err := e.dir.AddTrunk("", "carrier", carrier.local, []string{carrier.local}); err != nil {
-		t.Fatal(err)
-	}
+	carrier := newTrunkPeer(t, e)
 	carrier.send(e, "INVITE tel:"+testNumber+" SIP/2.0\r\n"+carrier.via()+"\r\n"+
 		"From: <sip:+15550001111@carrier.example>;tag=t1\r\nTo: <tel:"+testNumber+">\r\nCall-ID: tel-1\r\n"+
 		"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:c@"+carrier.local+">\r\nContent-Length: 0\r\n\r\n")
 	recv(t, alice.invites, "alice's INVITE for tel:")
 	if res := carrier.await(3*time.Second, func(m string) bool { return statusCode(m) >= 180 }); statusCode(res) != 180 {
 		t.Fatalf("want 180, got %q", res)
+	}
+}
+
+// TestMemberCallsOwnNumber (issue 16 item 13): alice calling the shared
+// number from her registered phone rings bob, not that phone.
+func TestMemberCallsOwnNumber(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob")
+	bob := newDevice(t, e, "bob", "udp")
+	phone := newRawPeer(t, e, "UDP", "127.0.0.1")
+	if _, err := e.loc.Apply("alice", location.Update{CallID: "own", CSeq: 1, Source: phone.local, Transport: "udp",
+		Contacts: []location.Contact{{URI: "sip:alice@" + phone.local, Expires: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		done <- phone.call(e, "sip:"+testNumber+"@"+e.addr.String(), "alice", "own-call", 5*time.Second)
+	}()
+	recv(t, bob.invites, "bob's INVITE")
+	bob.answer <- 200
+	if res := recv(t, done, "alice's call"); statusCode(res) != 200 {
+		t.Fatalf("alice's call: %q", res)
+	}
+	rec := lastCall(t, e, func(c inbox.Call) bool { return c.AnsweredAt != nil })
+	if len(rec.Branches) != 1 || rec.Branches[0].User != "bob" || rec.Remote != "alice" {
+		t.Fatalf("rang %+v (the calling phone must not ring)", rec.Branches)
 	}
 }

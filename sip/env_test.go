@@ -61,6 +61,8 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan error
 	manual bool // the server's timers run on clock
+	// routeKey signs Record-Route tokens, the same across restarts.
+	routeKey []byte
 }
 
 const testRealm = "test.example"
@@ -82,7 +84,8 @@ func newManualEnv(t testing.TB, configure func(*Server)) *env {
 
 func startEnv(t testing.TB, manual bool, configure func(*Server)) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "p.db"), clock: newClock(), log: &logBuffer{}, manual: manual}
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "p.db"), clock: newClock(), log: &logBuffer{}, manual: manual,
+		routeKey: []byte("a test key for Record-Route tokens")}
 	e.open(configure)
 	for _, u := range []string{"alice", "bob"} {
 		if err := e.dir.AddUser("", acl.NewUser{Name: u, Password: "secret-" + u}); err != nil {
@@ -116,6 +119,7 @@ func (e *env) open(configure func(*Server)) {
 	e.srv.Listen = []string{"127.0.0.1:0"}
 	e.srv.Log = slog.New(slog.NewTextHandler(e.log, nil))
 	e.srv.Clock = realClock{now: e.clock.Now} // real timers
+	e.srv.RouteKey = e.routeKey
 	if e.manual {
 		e.srv.Clock = e.clock
 	}

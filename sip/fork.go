@@ -33,6 +33,9 @@ type fork struct {
 	pai      string // P-Asserted-Identity towards the devices (outbound)
 	private  bool   // a call between users: no shared-inbox record
 	outbound bool   // towards a trunk: relay its failure as it is
+	// callerFlow: the caller is a user's phone, reached at its source
+	// (behind NAT) rather than by its Contact.
+	callerFlow bool
 
 	dirty       bool       // the record changed since the last write
 	saving      bool       // a write is in flight
@@ -109,7 +112,8 @@ func (f *fork) branchRequest(b location.Binding) (*sip.Request, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.RemoveHeader("Via") // ours, made per branch below
+		t.RemoveHeader("Via")          // ours, made per branch below
+		t.RemoveHeader("Record-Route") // ours, on top: made per branch below
 		f.rewrite(t)
 		f.tmpl = t
 	}
@@ -117,6 +121,11 @@ func (f *fork) branchRequest(b location.Binding) (*sip.Request, error) {
 	r.SipVersion = f.tmpl.SipVersion
 	host, port := f.s.advertised(f.req)
 	f.s.viaTo(r, host, port, strings.ToUpper(b.Transport), b.Source)
+	calleeFlow := flowOf(b.Transport, b.Source) // a phone: the flow it registered over
+	if f.outbound {
+		calleeFlow = "" // a trunk: by its Contact
+	}
+	r.AppendHeader(f.s.recordRoute(f, calleeFlow))
 	for _, h := range f.tmpl.Headers() {
 		r.AppendHeader(h)
 	}

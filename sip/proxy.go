@@ -28,6 +28,7 @@ import (
 type CallLog interface {
 	NewID() string
 	PutCall(c *inbox.Call) error
+	Call(id string) (inbox.Call, error)
 }
 
 // ContactBook names callers from the shared address book. inbox.Store
@@ -63,7 +64,25 @@ func (s *Server) inviteNumber(req *sip.Request, tx sip.ServerTransaction, src ne
 // is the authenticated member who calls, "" for a trunk's call.
 func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort, user, number string) *fork {
 	snap := s.dir.Snapshot()
-	plan, ok := acl.WhoRings(snap, number, s.loc.Lookup)
+	lookup := s.loc.Lookup
+	if user != "" && !s.RingCallersPhone {
+		// A member calling the number from their own phone: that phone
+		// does not ring (their other phones do).
+		lookup = func(u string) []location.Binding {
+			bs := s.loc.Lookup(u)
+			if u != user {
+				return bs
+			}
+			var rest []location.Binding
+			for _, b := range bs {
+				if b.Source != src.String() {
+					rest = append(rest, b)
+				}
+			}
+			return rest
+		}
+	}
+	plan, ok := acl.WhoRings(snap, number, lookup)
 	if !ok {
 		return nil
 	}
@@ -89,7 +108,7 @@ func (s *Server) numberFork(req *sip.Request, tx sip.ServerTransaction, src neti
 	if user != "" {
 		// A member's phone: the member, whatever its From claims.
 		rec.Remote = user
-		f.from, f.pai = s.userFrom(req, user), s.userPAI(user)
+		f.from, f.pai, f.callerFlow = s.userFrom(req, user), s.userPAI(user), true
 	}
 	return f
 }
@@ -122,7 +141,7 @@ func (s *Server) inviteUser(req *sip.Request, tx sip.ServerTransaction, src neti
 		Seconds: []int{int(s.TimerC / time.Second)}, Custom: true, Then: acl.ThenHangup}
 	rec := &inbox.Call{ID: "user-call", Direction: "internal", Remote: caller, CallID: req.CallID().Value(), StartedAt: s.Now(), Branches: []inbox.Branch{}}
 	f := s.newFork(req, tx, src, rec, plan)
-	f.private, f.from, f.pai = true, s.userFrom(req, caller), s.userPAI(caller)
+	f.private, f.from, f.pai, f.callerFlow = true, s.userFrom(req, caller), s.userPAI(caller), true
 	f.start()
 }
 
@@ -160,7 +179,7 @@ func (s *Server) inviteOut(req *sip.Request, tx sip.ServerTransaction, src netip
 		from.DisplayName = n.Name
 	}
 	f := s.newFork(req, tx, src, rec, plan)
-	f.from, f.pai, f.outbound = from, "<sip:"+number+"@"+host+">", true
+	f.from, f.pai, f.outbound, f.callerFlow = from, "<sip:"+number+"@"+host+">", true, true
 	f.start()
 }
 

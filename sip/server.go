@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,13 @@ type Server struct {
 	// RingTime is how long one step of a number's default call flow rings
 	// (custom flows give their own). Default 25 s.
 	RingTime time.Duration
+	// RouteKey signs the routing our Record-Route carries (rr.go), so
+	// calls in progress survive a restart that keeps it. Default: a random
+	// key, good until the process ends.
+	RouteKey []byte
+	// RingCallersPhone rings the phone a member calls their shared number
+	// from, with the others. Default false: it stays quiet.
+	RingCallersPhone bool
 	// TimerC bounds a forked call's ringing as a whole. Default 3 min.
 	TimerC time.Duration
 	// SettleTimeout bounds how long an ended call waits for its cancelled
@@ -238,6 +246,10 @@ func (s *Server) defaults() {
 	}
 	if s.TimerC == 0 {
 		s.TimerC = 3 * time.Minute
+	}
+	if len(s.RouteKey) == 0 {
+		s.RouteKey = make([]byte, 32)
+		rand.Read(s.RouteKey)
 	}
 	if s.SettleTimeout == 0 {
 		s.SettleTimeout = 5 * time.Second

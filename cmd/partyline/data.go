@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,29 @@ func openData(cfg config.Config) (*data, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// routeKey is the key the SIP server signs its Record-Route tokens with,
+// made once and kept in the data file, so calls in progress survive a
+// restart of the server.
+func (d *data) routeKey() ([]byte, error) {
+	var key []byte
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("partyline.keys"))
+		if err != nil {
+			return err
+		}
+		if k := b.Get([]byte("route")); len(k) == 32 {
+			key = append([]byte(nil), k...)
+			return nil
+		}
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		return b.Put([]byte("route"), key)
+	})
+	return key, err
 }
 
 // service is the admin service over the stores; log may be nil.

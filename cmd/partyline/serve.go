@@ -91,6 +91,9 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv := sip.New(sip.Deps{Directory: data.stores.Directory, Location: data.stores.Location,
 				Calls: ib, Texts: ib, Voicemail: ib, Contacts: ib})
 			sipSrv.Listen = data.cfg.SIP
+			if sipSrv.RouteKey, err = data.routeKey(); err != nil {
+				return failure{err}
+			}
 			sipSrv.Log = log
 			sipSrv.RTPPorts = rtpPorts
 			sipSrv.NoUnsolicitedMWI = !unsolicitedMWI

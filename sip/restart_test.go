@@ -1,0 +1,126 @@
+package sip
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/partyline/partyline/inbox"
+	"github.com/partyline/partyline/location"
+)
+
+// replyTo is a response to a request's text: its Vias, From, To (with tag
+// when it has none), Call-ID, CSeq and Record-Route, plus extra lines.
+func replyTo(req string, code int, reason, tag string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
+	for _, n := range []string{"Via", "Record-Route", "From", "To", "Call-ID", "CSeq"} {
+		for _, v := range headerValues(req, n) {
+			if n == "To" && tag != "" && !strings.Contains(v, "tag=") {
+				v += ";tag=" + tag
+			}
+			b.WriteString(n + ": " + v + "\r\n")
+		}
+	}
+	for _, x := range extra {
+		b.WriteString(x + "\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.String()
+}
+
+// answeredCall sets up a carrier's call to the number answered by alice's
+// phone (a raw peer registered as she would be): it returns the carrier,
+// the phone, the Route set the carrier learnt, and the INVITE as the
+// phone got it.
+func answeredCall(t *testing.T, e *env, callID string) (carrier, phone *rawPeer, route, inv string) {
+	t.Helper()
+	numberWith(t, e, "alice")
+	carrier = newTrunkPeer(t, e)
+	phone = newRawPeer(t, e, "UDP", "127.0.0.1")
+	if _, err := e.loc.Apply("alice", location.Update{CallID: "ph-" + callID, CSeq: 1, Source: phone.local, Transport: "udp",
+		Contacts: []location.Contact{{URI: "sip:alice@" + phone.local, Expires: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	carrier.send(e, fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n%s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:carrier@%s>\r\nContent-Length: 0\r\n\r\n",
+		testNumber, e.addr, carrier.via(), testNumber, callID, carrier.local))
+	inv = phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "INVITE ") })
+	if inv == "" {
+		t.Fatal("the phone did not ring")
+	}
+	phone.send(e, replyTo(inv, 200, "OK", "ph1", "Contact: <sip:alice@"+phone.local+">"))
+	ok := carrier.await(5*time.Second, func(m string) bool { return statusCode(m) == 200 })
+	if ok == "" {
+		t.Fatal("no 200 to the carrier")
+	}
+	route = strings.Join(headerValues(ok, "Record-Route"), ", ")
+	if !strings.Contains(route, ";"+rrParam+"=") {
+		t.Fatalf("our Record-Route carries no token: %q", route)
+	}
+	carrier.send(e, fmt.Sprintf("ACK sip:alice@%s SIP/2.0\r\n%s\r\nRoute: %s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>;tag=ph1\r\nCall-ID: %s\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		phone.local, carrier.via(), route, testNumber, callID))
+	if phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "ACK ") }) == "" {
+		t.Fatal("the ACK did not reach the phone")
+	}
+	return carrier, phone, route, inv
+}
+
+// TestCallSurvivesRestart (issue 16 item 4): a call answered, partyline
+// restarted (same address, same key, no memory of the call): a BYE from
+// either side reaches the other by what our Record-Route says, its 200
+// comes back, and the call's history closes.
+func TestCallSurvivesRestart(t *testing.T) {
+	for _, side := range []string{"carrier", "phone"} {
+		t.Run(side+" hangs up", func(t *testing.T) {
+			e := newEnv(t, nil)
+			callID := "restart-" + side
+			carrier, phone, route, _ := answeredCall(t, e, callID)
+			addr := e.addr.String()
+			e.restart(func(s *Server) { s.Listen = []string{addr} })
+			if e.addr.String() != addr {
+				t.Fatalf("restarted on %s, not %s", e.addr, addr)
+			}
+			from, to := carrier, phone
+			bye := fmt.Sprintf("BYE sip:alice@%s SIP/2.0\r\n%s\r\nRoute: %s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+				"To: <sip:%s@127.0.0.1>;tag=ph1\r\nCall-ID: %s\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+				phone.local, carrier.via(), route, testNumber, callID)
+			if side == "phone" {
+				// The phone's route set is the Record-Route reversed: ours only.
+				from, to = phone, carrier
+				bye = fmt.Sprintf("BYE sip:carrier@%s SIP/2.0\r\n%s\r\nRoute: %s\r\nFrom: <sip:%s@127.0.0.1>;tag=ph1\r\n"+
+					"To: <sip:+15550001111@carrier.example>;tag=car1\r\nCall-ID: %s\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+					carrier.local, phone.via(), route, testNumber, callID)
+			}
+			from.send(e, bye)
+			got := to.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "BYE ") })
+			if got == "" {
+				t.Fatalf("the BYE from the %s did not reach the other side after the restart", side)
+			}
+			to.send(e, replyTo(got, 200, "OK", ""))
+			if res := from.final(callID, 5*time.Second); statusCode(res) != 200 {
+				t.Fatalf("the BYE's answer: %q", res)
+			}
+			c := lastCall(t, e, func(c inbox.Call) bool { return c.EndedAt != nil })
+			if c.Disposition != inbox.Answered || c.AnsweredBy == nil || c.AnsweredBy.User != "alice" {
+				t.Fatalf("history: %+v", c)
+			}
+		})
+	}
+}
+
+// TestForgedRouteToken: a Route of ours with a token we did not sign is
+// not followed: an in-dialog request with it gets 481.
+func TestForgedRouteToken(t *testing.T) {
+	e := newEnv(t, nil)
+	carrier := newTrunkPeer(t, e)
+	forged := routeToken{Callee: "UDP/192.0.2.9:5060", Tag: "x"}.encode([]byte("not our key"))
+	carrier.send(e, fmt.Sprintf("BYE sip:victim@192.0.2.9 SIP/2.0\r\n%s\r\nRoute: <sip:%s;lr;%s=%s>\r\nFrom: <sip:a@b>;tag=x\r\n"+
+		"To: <sip:c@d>;tag=y\r\nCall-ID: forged-rr\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		carrier.via(), e.addr, rrParam, forged))
+	if res := carrier.final("forged-rr", 3*time.Second); statusCode(res) != 481 {
+		t.Fatalf("want 481, got %q", res)
+	}
+}
