@@ -226,3 +226,14 @@ func (p *rawPeer) call(e *env, ruri, user, callID string, wait time.Duration) st
 	p.send(e, invite(2, authorize(p.t, chal, "INVITE", ruri, user, 1)))
 	return p.final(callID, wait)
 }
+
+// newTrunkPeer is a raw UDP peer on 127.0.0.3 that is the trusted trunk
+// "carrier" (its exact address allowed, and where we send calls out).
+func newTrunkPeer(t *testing.T, e *env) *rawPeer {
+	t.Helper()
+	p := newRawPeer(t, e, "UDP", "127.0.0.3")
+	if err := e.dir.AddTrunk("", "carrier", p.local, []string{p.local}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

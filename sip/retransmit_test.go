@@ -36,10 +36,7 @@ func TestTrunkTextRetransmitted(t *testing.T) {
 	e := newEnv(t, nil)
 	numberWith(t, e, "alice")
 	alice := newDevice(t, e, "alice", "udp")
-	carrier := newRawPeer(t, e, "UDP", "127.0.0.3")
-	if err := e.dir.AddTrunk("", "carrier", carrier.local, []string{carrier.local}); err != nil {
-		t.Fatal(err)
-	}
+	carrier := newTrunkPeer(t, e)
 	msg := carrierText(carrier, "retx-1@carrier")
 	start := time.Now()
 	for _, at := range []time.Duration{0, 500 * time.Millisecond, 6 * time.Second, 20 * time.Second} {
@@ -63,10 +60,7 @@ func TestTrunkTextRetransmittedAcrossRestart(t *testing.T) {
 	e := newEnv(t, nil)
 	numberWith(t, e, "alice")
 	alice := newDevice(t, e, "alice", "udp")
-	carrier := newRawPeer(t, e, "UDP", "127.0.0.3")
-	if err := e.dir.AddTrunk("", "carrier", carrier.local, []string{carrier.local}); err != nil {
-		t.Fatal(err)
-	}
+	carrier := newTrunkPeer(t, e)
 	msg := carrierText(carrier, "retx-2@carrier")
 	carrier.send(e, msg)
 	if res := carrier.final("retx-2@carrier", 3*time.Second); statusCode(res) != 200 {

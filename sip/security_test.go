@@ -38,10 +38,7 @@ func rawMessage(p *rawPeer, ruri, user, callID string, cseq int, body, auth stri
 func TestTrunkNeverBanned(t *testing.T) {
 	e := newEnv(t, nil)
 	numberWith(t, e, "alice")
-	carrier := newRawPeer(t, e, "UDP", "127.0.0.3")
-	if err := e.dir.AddTrunk("", "carrier", carrier.local, []string{carrier.local}); err != nil {
-		t.Fatal(err)
-	}
+	carrier := newTrunkPeer(t, e)
 	junk := `Authorization: Digest username="", realm="test.example", nonce="x", uri="sip:x", response="0"`
 	for i := range 12 {
 		carrier.send(e, rawRegister(e, carrier, "alice", fmt.Sprintf("junk-%d", i), 1, junk))
