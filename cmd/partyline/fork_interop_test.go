@@ -439,7 +439,9 @@ func TestForkTenPerStep(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		users = append(users, fmt.Sprintf("u%02d", i))
 	}
-	lab := newForkLab(t, users, nil)
+	// Ten declines in step 1, each only that person's (the number's
+	// setting): step 2 rings.
+	lab := newForkLab(t, users, func(dir string) { ok(t, dir, "number", "set", forkNumber, "--decline", "personal") })
 	var devs []*forkDevice
 	for _, u := range users[:10] {
 		devs = append(devs, lab.device(t, u, "fork_device_decline.xml", "u1", 1, 300*time.Millisecond))
@@ -490,6 +492,7 @@ func TestForkEveryStepDeclines(t *testing.T) {
 	requirePeer(t, "sipp")
 	lab := newForkLab(t, []string{"ann", "ben", "cat"}, func(dir string) {
 		ok(t, dir, "number", "flow", "set", forkNumber, "--step", "ann,ben", "--step", "cat", "--then", "hangup")
+		ok(t, dir, "number", "set", forkNumber, "--decline", "personal")
 	})
 	ann := lab.device(t, "ann", "fork_device_decline.xml", "u1", 1, 100*time.Millisecond)
 	ben := lab.device(t, "ben", "fork_device_decline.xml", "t1", 1, 200*time.Millisecond)
