@@ -124,3 +124,41 @@ func TestForgedRouteToken(t *testing.T) {
 		t.Fatalf("want 481, got %q", res)
 	}
 }
+
+// TestPrackInEarlyDialog (issue 16 item 2): a phone's reliable 180 reaches
+// the carrier with our Record-Route, and the carrier's PRACK, in the early
+// dialog, reaches that phone by it (no 481), its 200 coming back.
+func TestPrackInEarlyDialog(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice")
+	carrier := newTrunkPeer(t, e)
+	phone := newRawPeer(t, e, "UDP", "127.0.0.1")
+	if _, err := e.loc.Apply("alice", location.Update{CallID: "ph-prack", CSeq: 1, Source: phone.local, Transport: "udp",
+		Contacts: []location.Contact{{URI: "sip:alice@" + phone.local, Expires: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	carrier.send(e, fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n%s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>\r\nCall-ID: prack-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nSupported: 100rel\r\n"+
+		"Contact: <sip:carrier@%s>\r\nContent-Length: 0\r\n\r\n", testNumber, e.addr, carrier.via(), testNumber, carrier.local))
+	inv := phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "INVITE ") })
+	if inv == "" {
+		t.Fatal("the phone did not ring")
+	}
+	phone.send(e, replyTo(inv, 180, "Ringing", "ph1", "Require: 100rel", "RSeq: 1", "Contact: <sip:alice@"+phone.local+">"))
+	ringing := carrier.await(5*time.Second, func(m string) bool { return statusCode(m) == 180 })
+	route := strings.Join(headerValues(ringing, "Record-Route"), ", ")
+	if headerValue(ringing, "RSeq") == "" || !strings.Contains(route, rrParam+"=") {
+		t.Fatalf("the reliable 180 upstream:\n%s", ringing)
+	}
+	carrier.send(e, fmt.Sprintf("PRACK sip:alice@%s SIP/2.0\r\n%s\r\nRoute: %s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>;tag=ph1\r\nCall-ID: prack-1\r\nCSeq: 2 PRACK\r\nRAck: 1 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		phone.local, carrier.via(), route, testNumber))
+	prack := phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "PRACK ") })
+	if prack == "" {
+		t.Fatal("the PRACK did not reach the phone")
+	}
+	phone.send(e, replyTo(prack, 200, "OK", ""))
+	if res := carrier.await(5*time.Second, func(m string) bool { return strings.HasPrefix(headerValue(m, "CSeq"), "2 PRACK") }); statusCode(res) != 200 {
+		t.Fatalf("the PRACK's answer: %q", res)
+	}
+}
