@@ -90,8 +90,10 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 		return
 	}
 	r := req.Clone()
-	if rt := r.Route(); rt != nil && s.isUs(rt.Address) {
-		r.RemoveHeader("Route")
+	for range 2 { // ours, twice where we record-routed twice (rr.go)
+		if rt := r.Route(); rt != nil && s.isUs(rt.Address) {
+			r.RemoveHeader("Route")
+		}
 	}
 	mf := sip.MaxForwardsHeader(69)
 	if h := req.MaxForwards(); h != nil {
@@ -114,7 +116,7 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction, src netip.
 	} else {
 		transport, dest = f.legacyHop(r, winner, towardsCallee)
 	}
-	host, port := s.advertised(req)
+	host, port := s.advertisedTo(dest, req)
 	s.viaTo(r, host, port, transport, dest)
 	if req.Method == sip.ACK {
 		if err := s.client.WriteRequest(r, keepAsBuilt); err != nil {

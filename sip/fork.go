@@ -119,13 +119,15 @@ func (f *fork) branchRequest(b location.Binding) (*sip.Request, error) {
 	}
 	r := sip.NewRequest(f.tmpl.Method, ruri)
 	r.SipVersion = f.tmpl.SipVersion
-	host, port := f.s.advertised(f.req)
+	host, port := f.s.advertisedTo(b.Source, f.req)
 	f.s.viaTo(r, host, port, strings.ToUpper(b.Transport), b.Source)
 	calleeFlow := flowOf(b.Transport, b.Source) // a phone: the flow it registered over
 	if f.outbound {
 		calleeFlow = "" // a trunk: by its Contact
 	}
-	r.AppendHeader(f.s.recordRoute(f, calleeFlow))
+	for _, rr := range f.s.recordRoutes(f, calleeFlow, host, port) {
+		r.AppendHeader(rr)
+	}
 	for _, h := range f.tmpl.Headers() {
 		r.AppendHeader(h)
 	}

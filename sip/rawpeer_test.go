@@ -21,6 +21,7 @@ type rawPeer struct {
 	udp       *net.UDPConn
 	tcp       net.Conn
 	local     string // ip:port as the server sees it
+	v6        bool   // the peer is on IPv6: it talks to the server's IPv6 address
 	in        chan string
 	seq       atomic.Int64
 }
@@ -28,7 +29,7 @@ type rawPeer struct {
 // newRawPeer opens a peer from ip (127.0.0.1, 127.0.0.2, ...) to e.
 func newRawPeer(t *testing.T, e *env, transport, ip string) *rawPeer {
 	t.Helper()
-	p := &rawPeer{t: t, transport: transport, in: make(chan string, 64)}
+	p := &rawPeer{t: t, transport: transport, in: make(chan string, 64), v6: netip.MustParseAddr(ip).Is6()}
 	switch transport {
 	case "UDP":
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
@@ -39,7 +40,7 @@ func newRawPeer(t *testing.T, e *env, transport, ip string) *rawPeer {
 		go p.readUDP()
 	case "TCP":
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
-		c, err := d.Dial("tcp", e.addr.String())
+		c, err := d.Dial("tcp", p.server(e).String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,12 +102,25 @@ func (p *rawPeer) deliver(msg string) {
 	}
 }
 
+// server is e's address of the peer's family (e's first for IPv4), as it
+// is now (a restart may move it).
+func (p *rawPeer) server(e *env) netip.AddrPort {
+	if p.v6 {
+		for _, l := range e.srv.Addrs() {
+			if l.Addr().Is6() {
+				return l
+			}
+		}
+	}
+	return e.addr
+}
+
 // send writes msg to e as it is.
 func (p *rawPeer) send(e *env, msg string) {
 	p.t.Helper()
 	var err error
 	if p.udp != nil {
-		_, err = p.udp.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(e.addr))
+		_, err = p.udp.WriteToUDP([]byte(msg), net.UDPAddrFromAddrPort(p.server(e)))
 	} else {
 		_, err = p.tcp.Write([]byte(msg))
 	}

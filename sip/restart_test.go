@@ -162,3 +162,53 @@ func TestPrackInEarlyDialog(t *testing.T) {
 		t.Fatalf("the PRACK's answer: %q", res)
 	}
 }
+
+// TestCallAcrossFamilies (issue 16 item 5): a carrier's call over IPv4 to
+// a phone registered over IPv6: the phone's INVITE carries our IPv6
+// address in Via and two Record-Routes (its side's on top, the carrier's
+// below); the carrier's BYE, routed by them, reaches the phone.
+func TestCallAcrossFamilies(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.Listen = []string{"127.0.0.1:0", "[::1]:0"} })
+	numberWith(t, e, "alice")
+	carrier := newTrunkPeer(t, e)
+	phone := newRawPeer(t, e, "UDP", "::1")
+	if _, err := e.loc.Apply("alice", location.Update{CallID: "ph-v6", CSeq: 1, Source: phone.local, Transport: "udp",
+		Contacts: []location.Contact{{URI: "sip:alice@" + phone.local, Expires: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	carrier.send(e, fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\n%s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>\r\nCall-ID: v6-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:carrier@%s>\r\nContent-Length: 0\r\n\r\n",
+		testNumber, e.addr, carrier.via(), testNumber, carrier.local))
+	inv := phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "INVITE ") })
+	if inv == "" {
+		t.Fatal("the IPv6 phone did not ring")
+	}
+	if via := headerValue(inv, "Via"); !strings.Contains(via, "[::1]:") {
+		t.Fatalf("top Via towards the IPv6 phone: %q", via)
+	}
+	rrs := headerValues(inv, "Record-Route")
+	if len(rrs) < 2 || !strings.Contains(rrs[0], "[::1]") || !strings.Contains(rrs[1], "127.0.0.1") {
+		t.Fatalf("Record-Route towards the IPv6 phone: %q", rrs)
+	}
+	phone.send(e, replyTo(inv, 200, "OK", "ph1", "Contact: <sip:alice@"+phone.local+">"))
+	ok := carrier.await(5*time.Second, func(m string) bool { return statusCode(m) == 200 })
+	if ok == "" {
+		t.Fatal("no 200 to the carrier")
+	}
+	// The carrier's route set: the Record-Route reversed.
+	got := headerValues(ok, "Record-Route")
+	var route []string
+	for i := len(got) - 1; i >= 0; i-- {
+		route = append(route, got[i])
+	}
+	carrier.send(e, fmt.Sprintf("BYE sip:alice@%s SIP/2.0\r\n%s\r\nRoute: %s\r\nFrom: <sip:+15550001111@carrier.example>;tag=car1\r\n"+
+		"To: <sip:%s@127.0.0.1>;tag=ph1\r\nCall-ID: v6-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		phone.local, carrier.via(), strings.Join(route, ", "), testNumber))
+	bye := phone.await(5*time.Second, func(m string) bool { return strings.HasPrefix(m, "BYE ") })
+	if bye == "" {
+		t.Fatal("the BYE did not reach the IPv6 phone")
+	}
+	if r := headerValues(bye, "Route"); len(r) != 0 {
+		t.Fatalf("our Routes reached the phone: %q", r)
+	}
+}

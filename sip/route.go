@@ -129,6 +129,18 @@ func (s *Server) advertised(req *sip.Request) (string, int) {
 	return "127.0.0.1", int(a.Port())
 }
 
+// advertisedTo is advertised for a request leaving towards dest: the
+// listen address of dest's address family when we listen on one, so an
+// IPv6 phone sees our IPv6 address in Via and Record-Route (RFC 5118).
+func (s *Server) advertisedTo(dest string, req *sip.Request) (string, int) {
+	if s.Advertise == "" {
+		if la, ok := s.udpLocal(dest); ok && !la.Addr().IsUnspecified() {
+			return la.Addr().String(), int(la.Port())
+		}
+	}
+	return s.advertised(req)
+}
+
 // udpLocal picks the UDP listener to send to dst from (the same family).
 func (s *Server) udpLocal(dst string) (netip.AddrPort, bool) {
 	d, err := netip.ParseAddrPort(dst)
@@ -153,10 +165,11 @@ func (s *Server) isUs(u sip.Uri) bool {
 		if port != int(a.Port()) {
 			continue
 		}
-		if u.Host == a.Addr().String() || a.Addr().IsUnspecified() {
+		host := strings.TrimSuffix(strings.TrimPrefix(u.Host, "["), "]") // an IPv6 reference
+		if host == a.Addr().String() || a.Addr().IsUnspecified() {
 			return true
 		}
-		if h, _ := s.advertisedHost(); h == u.Host {
+		if h, _ := s.advertisedHost(); h == u.Host || h == host {
 			return true
 		}
 	}

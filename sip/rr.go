@@ -83,8 +83,29 @@ func decodeRouteToken(s string, key []byte) (routeToken, bool) {
 	return t, true
 }
 
-// recordRoute is our Record-Route for a branch of f to binding b.
-func (s *Server) recordRoute(f *fork, calleeFlow string) *sip.RecordRouteHeader {
+// recordRoutes are our Record-Route entries for a branch of f leaving from
+// host:port: one, or two when the branch leaves in another address family
+// than the caller's request came in (RFC 5658 double record-routing: the
+// callee's side on top, the caller's below), each with the token.
+func (s *Server) recordRoutes(f *fork, calleeFlow, host string, port int) []sip.Header {
+	token := s.routeTokenFor(f, calleeFlow)
+	out := []sip.Header{ourRecordRoute(host, port, token)}
+	if ch, cp := s.advertisedTo(f.src.String(), f.req); ch != host || cp != port {
+		out = append(out, ourRecordRoute(ch, cp, token))
+	}
+	return out
+}
+
+func ourRecordRoute(host string, port int, token string) *sip.RecordRouteHeader {
+	rr := &sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}}
+	rr.Address.UriParams.Add("lr", "")
+	rr.Address.UriParams.Add(rrParam, token)
+	return rr
+}
+
+// routeTokenFor is the signed token of a branch of f to a phone reached at
+// calleeFlow ("" for a trunk).
+func (s *Server) routeTokenFor(f *fork, calleeFlow string) string {
 	t := routeToken{Callee: calleeFlow, Tag: f.req.From().Params.GetOr("tag", ""), Rec: f.rec.ID}
 	if f.private {
 		t.Rec = ""
@@ -95,11 +116,7 @@ func (s *Server) recordRoute(f *fork, calleeFlow string) *sip.RecordRouteHeader 
 	if f.from != nil && !sameURIString(f.from.Address, f.req.From().Address) {
 		t.From, t.Orig = f.from.Address.String(), f.req.From().Address.String()
 	}
-	host, port := s.advertised(f.req)
-	rr := &sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}}
-	rr.Address.UriParams.Add("lr", "")
-	rr.Address.UriParams.Add(rrParam, t.encode(s.RouteKey))
-	return rr
+	return t.encode(s.RouteKey)
 }
 
 func sameURIString(a, b sip.Uri) bool { return a.String() == b.String() }
