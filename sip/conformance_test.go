@@ -191,3 +191,19 @@ func TestMemberCallsOwnNumber(t *testing.T) {
 		t.Fatalf("rang %+v (the calling phone must not ring)", rec.Branches)
 	}
 }
+
+// TestVoicemailRequire: when voicemail answers (it is the UAS then), an
+// extension the caller requires and it lacks gets 420 with Unsupported;
+// 100rel needs nothing of it.
+func TestVoicemailRequire(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.RingTime = 100 * time.Millisecond })
+	numberWith(t, e, "alice") // no phone: straight to voicemail
+	carrier := newTrunkPeer(t, e)
+	carrier.send(e, "INVITE sip:"+testNumber+"@"+e.addr.String()+" SIP/2.0\r\n"+carrier.via()+"\r\n"+
+		"From: <sip:+15550001111@carrier.example>;tag=vr1\r\nTo: <sip:"+testNumber+"@127.0.0.1>\r\nCall-ID: vm-require\r\n"+
+		"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nRequire: 100rel, foo\r\nContact: <sip:c@"+carrier.local+">\r\nContent-Length: 0\r\n\r\n")
+	res := carrier.final("vm-require", 5*time.Second)
+	if statusCode(res) != 420 || headerValue(res, "Unsupported") != "foo" {
+		t.Fatalf("want 420 with Unsupported: foo, got %q", res)
+	}
+}

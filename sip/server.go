@@ -247,25 +247,7 @@ func (s *Server) defaults() {
 	if s.TimerC == 0 {
 		s.TimerC = 3 * time.Minute
 	}
-	if len(s.RouteKey) == 0 {
-		s.RouteKey = make([]byte, 32)
-		rand.Read(s.RouteKey)
-	}
-	if s.SettleTimeout == 0 {
-		s.SettleTimeout = 5 * time.Second
-	}
-	if s.ConnectTimeout == 0 {
-		s.ConnectTimeout = 10 * time.Second
-	}
-	if s.AckWait == 0 {
-		s.AckWait = 500 * time.Millisecond
-	}
-	if s.DrainTimeout == 0 {
-		s.DrainTimeout = 15 * time.Second
-	}
-	if s.MaxRegistering == 0 {
-		s.MaxRegistering = 4096
-	}
+	s.callDefaults()
 	if s.Clock == nil {
 		s.Clock = realClock{now: time.Now}
 	}
@@ -459,4 +441,28 @@ func (s *Server) goTracked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// callDefaults are defaults's for calls: the route key, the waits and
+// bounds of a call's life.
+func (s *Server) callDefaults() {
+	if len(s.RouteKey) == 0 {
+		s.RouteKey = make([]byte, 32)
+		rand.Read(s.RouteKey)
+	}
+	if s.SettleTimeout == 0 {
+		s.SettleTimeout = 5 * time.Second
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = 10 * time.Second
+	}
+	if s.AckWait == 0 {
+		s.AckWait = 500 * time.Millisecond
+	}
+	if s.DrainTimeout == 0 {
+		s.DrainTimeout = 15 * time.Second
+	}
+	if s.MaxRegistering == 0 {
+		s.MaxRegistering = 4096
+	}
 }

@@ -69,16 +69,6 @@ func (v *vmCalls) put(callID string, c *vmCall) {
 func (s *Server) voicemail(f *fork) {
 	req := f.req
 	number := f.rec.Number
-	if bad := vmUnsupported(req); bad != "" {
-		// Voicemail is the UAS now: an extension the caller requires and
-		// we lack is 420 (RFC 3261 §8.2.2.3). 100rel needs nothing of us:
-		// we answer 200 with no provisional response but 100.
-		res := newResponse(req, 420, "Bad Extension")
-		res.AppendHeader(sip.NewHeader("Unsupported", bad))
-		f.tx.Respond(res)
-		f.closeRecord(inbox.Missed, "")
-		return
-	}
 	src, ok := s.vmAdmitCall(f)
 	if !ok {
 		return
@@ -173,6 +163,16 @@ func vmUnsupported(req *sip.Request) string {
 // carrier's call: those count towards the number only); false once it has
 // answered 486.
 func (s *Server) vmAdmitCall(f *fork) (netip.Addr, bool) {
+	if bad := vmUnsupported(f.req); bad != "" {
+		// Voicemail is the UAS now: an extension the caller requires and
+		// we lack is 420 (RFC 3261 §8.2.2.3). 100rel needs nothing of us:
+		// we answer 200 with no provisional response but 100.
+		res := newResponse(f.req, 420, "Bad Extension")
+		res.AppendHeader(sip.NewHeader("Unsupported", bad))
+		f.tx.Respond(res)
+		f.closeRecord(inbox.Missed, "")
+		return netip.Addr{}, false
+	}
 	src := f.src.Addr().Unmap()
 	if _, trunk := s.dir.TrustedTrunk(f.src); trunk {
 		src = netip.Addr{}
