@@ -234,6 +234,12 @@ func (s *Server) relayStateless(res *sip.Response) {
 	if via == nil || !strings.HasPrefix(via.Params.GetOr("branch", ""), branchPrefix) {
 		return
 	}
+	if cseq := res.CSeq(); cseq == nil || cseq.MethodName != sip.INVITE || res.StatusCode < 200 || res.StatusCode >= 300 {
+		// Only a 2xx to an INVITE goes on without its transaction (RFC
+		// 3261 §16.7, RFC 6026): a late 180 or a phone's resent 487 would
+		// tell a caller in an answered call something false.
+		return
+	}
 	up := res.Clone()
 	up.RemoveHeader("Via")
 	next := up.Via()

@@ -212,3 +212,26 @@ func TestCallAcrossFamilies(t *testing.T) {
 		t.Fatalf("our Routes reached the phone: %q", r)
 	}
 }
+
+// TestStrayResponsesNotRelayed: a response of ours that no transaction
+// matches goes to the caller only when it is a 2xx to an INVITE; a late
+// 180 or a resent 487 is dropped.
+func TestStrayResponsesNotRelayed(t *testing.T) {
+	e := newEnv(t, nil)
+	caller := newRawPeer(t, e, "UDP", "127.0.0.3")
+	phone := newRawPeer(t, e, "UDP", "127.0.0.1")
+	stillAnswers(t, e, caller) // the caller has talked to us, as one whose call this was
+	for i, tc := range []struct {
+		status string
+		want   bool
+	}{{"180 Ringing", false}, {"487 Request Terminated", false}, {"200 OK", true}} {
+		id := fmt.Sprintf("stray-%d", i)
+		phone.send(e, fmt.Sprintf("SIP/2.0 %s\r\nVia: SIP/2.0/UDP %s;branch=%s\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-c%d\r\n"+
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+			tc.status, e.addr, newBranchID(), caller.local, i, id))
+		got := caller.await(500*time.Millisecond, func(m string) bool { return headerValue(m, "Call-ID") == id })
+		if (got != "") != tc.want {
+			t.Errorf("stray %s: relayed %v, want %v", tc.status, got != "", tc.want)
+		}
+	}
+}
