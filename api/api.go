@@ -11,6 +11,7 @@ import (
 
 	"github.com/partyline/partyline/acl"
 	"github.com/partyline/partyline/admin"
+	"github.com/partyline/partyline/guard"
 )
 
 // Config is what the HTTP surface runs on. Zero durations and counts take
@@ -46,6 +47,9 @@ type Config struct {
 	BanSourceThreshold int
 	BanWindow          time.Duration
 	BanFor             time.Duration
+	// Bans, when set, is the ban table shared with the SIP server (the
+	// fields above are then its own); nil: one of the API's.
+	Bans *guard.Bans
 }
 
 // Server is the HTTP handler of the API. It starts no goroutines.
@@ -101,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, svc: cfg.Service, dir: cfg.Directory, log: cfg.Log, now: cfg.Now, sessions: st,
-		bans:   newBans(cfg.BanThreshold, cfg.BanSourceThreshold, cfg.BanWindow, cfg.BanFor, cfg.Log),
+		bans:   newBans(cfg.Bans, cfg.BanThreshold, cfg.BanSourceThreshold, cfg.BanWindow, cfg.BanFor, cfg.Log),
 		logins: make(chan struct{}, cfg.MaxLogins),
 		cop:    http.NewCrossOriginProtection(),
 		mux:    http.NewServeMux(),

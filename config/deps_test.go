@@ -28,7 +28,9 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		{pkg: "location", never: lower},
 		{pkg: "media", never: lower},
 		{pkg: "admin", never: []string{module + "cmd", "github.com/emiago/sipgo"}},
-		{pkg: "sip", never: []string{module + "cmd", module + "admin"}, within: []string{"acl", "inbox", "location", "media"}},
+		{pkg: "guard", within: []string{}},
+		{pkg: "api", never: []string{module + "cmd", module + "sip", "github.com/emiago/sipgo"}},
+		{pkg: "sip", never: []string{module + "cmd", module + "admin"}, within: []string{"acl", "inbox", "location", "media", "guard"}},
 	}
 	deps := moduleDeps(t)
 	for _, r := range rules {

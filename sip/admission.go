@@ -139,7 +139,7 @@ func (s *Server) stagesInto(data []byte, src netip.AddrPort, out **sip.Request) 
 		return reply, s.response(req, 416, "Unsupported URI Scheme")
 	}
 	// 8. Ban (a trunk's addresses are never banned).
-	if s.bans.banned(src.Addr().Unmap(), "", s.Now()) && !s.trusted(src) {
+	if s.bans.Banned(src.Addr().Unmap(), "", s.Now()) && !s.trusted(src) {
 		return drop, nil
 	}
 	// 9, the stateless half.
@@ -299,7 +299,7 @@ func optionTags(req *sip.Request) []byte {
 func (s *Server) admitCredentials(req *sip.Request, size int, src netip.AddrPort) (v verdict, resp []byte, done bool) {
 	switch {
 	case req.Method == sip.REGISTER && credentials(req, "Authorization", s.dir.Realm()) == nil:
-		if s.bans.banned(src.Addr().Unmap(), req.To().Address.User, s.Now()) && !s.trusted(src) {
+		if s.bans.Banned(src.Addr().Unmap(), req.To().Address.User, s.Now()) && !s.trusted(src) {
 			return drop, nil, true
 		}
 		v, resp = s.admitUnproven(req, size, src, authVerdict{challenge: s.challenge(req, src, false, false)})

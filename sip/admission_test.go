@@ -154,7 +154,7 @@ func TestAdmitBanned(t *testing.T) {
 	good := netip.MustParseAddrPort("192.0.2.67:5060")
 	now := e.srv.Now()
 	for _, user := range []string{"a", "b", "c"} {
-		e.srv.bans.fail(bad.Addr(), user, now)
+		e.srv.bans.Fail(bad.Addr(), user, now)
 	}
 	if v, out := e.srv.admit(request(options), bad); v != drop || out != nil {
 		t.Fatalf("banned source: verdict %d, %q; want silence", v, out)

@@ -284,7 +284,7 @@ func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy, peek boo
 		pr.alsoURI = func(u sip.Uri) bool { return u.User == "" && aorScheme(u.Scheme) && s.isUs(u) }
 	}
 	user, outcome := s.nonces.verify(s.dir, cred, pr)
-	if user != "" && s.bans.banned(ip, user, now) && !s.trusted(src) {
+	if user != "" && s.bans.Banned(ip, user, now) && !s.trusted(src) {
 		return authVerdict{silent: true}
 	}
 	switch outcome {
@@ -293,7 +293,7 @@ func (s *Server) checkAuth(req *sip.Request, src netip.AddrPort, proxy, peek boo
 	case authFailed:
 		s.authFailures.Add(1)
 		if !s.trusted(src) {
-			userBan, sourceBan := s.bans.fail(ip, user, now)
+			userBan, sourceBan := s.bans.Fail(ip, user, now)
 			if userBan {
 				s.securityLog("auth_ban", src, "user", user, "for", s.BanFor.String())
 			}
@@ -362,10 +362,10 @@ func (s *Server) admitUnproven(req *sip.Request, size int, src netip.AddrPort, v
 // (a trunk's addresses never are, and are never limited).
 func (s *Server) allowUnproven(src netip.AddrPort) bool {
 	now, ip := s.Now(), src.Addr().Unmap()
-	if s.unproven.allow(ip, now) || s.trusted(src) {
+	if s.unproven.Allow(ip, now) || s.trusted(src) {
 		return true
 	}
-	if s.bans.ban(ip, now) {
+	if s.bans.Ban(ip, now) {
 		s.securityLog("flood_ban", src, "for", s.BanFor.String())
 	}
 	return false
@@ -432,7 +432,7 @@ func (s *Server) algorithms(req *sip.Request) []string {
 // trigger these: each source gets at most 5 in a row, then one a second.
 func (s *Server) securityLog(event string, src netip.AddrPort, kv ...any) {
 	ip := src.Addr().Unmap()
-	if !s.securityLogs.allow(ip, s.Now()) {
+	if !s.securityLogs.Allow(ip, s.Now()) {
 		return
 	}
 	s.Log.Warn("security", append([]any{"event", event, "src", ip.String()}, kv...)...)

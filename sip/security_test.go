@@ -229,7 +229,7 @@ func TestChallengeStateless(t *testing.T) {
 	if !strings.Contains(e.log.String(), "event=flood_ban src=127.0.0.2") {
 		t.Fatalf("no security line for the flood:\n%s", e.log.String())
 	}
-	if !e.srv.bans.banned(p.udp.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), "", e.srv.Now()) {
+	if !e.srv.bans.Banned(p.udp.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), "", e.srv.Now()) {
 		t.Fatal("the flooding source is not banned")
 	}
 	// Another source is served.

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/partyline/partyline/guard"
 	"github.com/partyline/partyline/media"
 )
 
@@ -42,6 +43,10 @@ type Server struct {
 	BanSourceThreshold int
 	BanWindow          time.Duration
 	BanFor             time.Duration
+	// Bans, when set, is the ban table the server shares with the HTTP
+	// API (a source failing over either is counted once); its thresholds
+	// are its own. Default: one of the server's, from the fields above.
+	Bans *guard.Bans
 	// UnprovenRate and UnprovenBurst bound what one source IP gets without
 	// valid credentials (challenges): UnprovenRate a second, UnprovenBurst
 	// in a row; a source past that is flooding and is banned for BanFor.
@@ -154,9 +159,9 @@ type Server struct {
 
 	parser       *sip.Parser
 	nonces       nonces
-	bans         *bans
-	unproven     *limiter // requests without valid credentials, per source IP
-	securityLogs *limiter // security log lines, per source IP
+	bans         *guard.Bans
+	unproven     *guard.Limiter // requests without valid credentials, per source IP
+	securityLogs *guard.Limiter // security log lines, per source IP
 	ua           *sipgo.UserAgent
 	srv          *sipgo.Server
 	client       *sipgo.Client
@@ -279,9 +284,12 @@ func (s *Server) Start() error {
 	s.udpReaders = runtime.GOMAXPROCS(0)
 	s.parser = sip.NewParser()
 	s.nonces = newNonces(s.NonceTTL)
-	s.bans = newBans(s.BanThreshold, s.BanSourceThreshold, s.BanWindow, s.BanFor)
-	s.unproven = newLimiter(s.UnprovenRate, s.UnprovenBurst)
-	s.securityLogs = newLimiter(1, 5)
+	s.bans = s.Bans
+	if s.bans == nil {
+		s.bans = guard.NewBans(s.BanThreshold, s.BanSourceThreshold, s.BanWindow, s.BanFor)
+	}
+	s.unproven = guard.NewLimiter(s.UnprovenRate, s.UnprovenBurst)
+	s.securityLogs = guard.NewLimiter(1, 5)
 	quiet := slog.New(levelAtLeast{s.Log.Handler(), slog.LevelWarn})
 	s.dialogs = newDialogs()
 	s.registering = make(chan struct{}, s.MaxRegistering)
@@ -394,9 +402,9 @@ func (s *Server) sweep(ctx context.Context) {
 		if err != nil {
 			s.Log.Error("sweeping expired bindings", "error", err)
 		}
-		s.bans.prune(s.Now())
-		s.unproven.prune(s.Now())
-		s.securityLogs.prune(s.Now())
+		s.bans.Prune(s.Now())
+		s.unproven.Prune(s.Now())
+		s.securityLogs.Prune(s.Now())
 		s.dialogs.prune(time.Now())
 		if s.Swept != nil {
 			s.Swept(n)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/partyline/partyline/admin"
+	"github.com/partyline/partyline/guard"
 	"github.com/partyline/partyline/sip"
 	"github.com/partyline/partyline/webhook"
 )
@@ -100,10 +101,14 @@ func newServeCmd(g *globals) *cobra.Command {
 			sipSrv.UnprovenRate = unprovenRate
 			sipSrv.DigestURIServer = digestURIServer
 			sipSrv.VoicemailPerNumber = vmPerNumber
+			// One ban table for SIP digest and web logins: a source that
+			// guesses passwords over both is counted once.
+			bans := guard.NewBans(5, 20, time.Minute, 5*time.Minute)
+			sipSrv.Bans = bans
 			svc.OnVoicemailChange = sipSrv.NotifyMWI
 			svc.SendText = sipSrv.SendText
 			svc.Typing = sipSrv.Typing
-			webSrv, err := openWeb(web, demo, data, svc, log)
+			webSrv, err := openWeb(web, demo, data, svc, bans, log)
 			if err != nil {
 				ln.Close()
 				return failure{err}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/partyline/partyline/admin"
 	"github.com/partyline/partyline/api"
+	"github.com/partyline/partyline/guard"
 )
 
 // webFlags are serve's HTTP flags.
@@ -46,7 +47,7 @@ type webServer struct {
 // until Serve), so a bad flag or a busy port stops serve before SIP starts.
 // Plain HTTP on an address other than loopback is allowed with a warning:
 // passwords and session cookies would cross the network in the clear.
-func openWeb(f webFlags, demo bool, d *data, svc *admin.Service, log *slog.Logger) (*webServer, error) {
+func openWeb(f webFlags, demo bool, d *data, svc *admin.Service, bans *guard.Bans, log *slog.Logger) (*webServer, error) {
 	addrs := f.addrs
 	if len(addrs) == 0 && demo {
 		addrs = []string{demoHTTP}
@@ -68,7 +69,7 @@ func openWeb(f webFlags, demo bool, d *data, svc *admin.Service, log *slog.Logge
 	if len(addrs) == 0 {
 		return w, nil
 	}
-	h, err := api.New(api.Config{Service: svc, Directory: d.stores.Directory, DB: d.db, Log: log})
+	h, err := api.New(api.Config{Service: svc, Directory: d.stores.Directory, DB: d.db, Log: log, Bans: bans})
 	if err != nil {
 		return nil, err
 	}

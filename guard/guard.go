@@ -1,9 +1,9 @@
-package sip
-
-// What a source gets before it proves who it is: bans after failed
-// authentications, and a token bucket for requests without valid
-// credentials. Both are keyed by source IP, bounded in size and pruned by
-// the sweep.
+// Package guard keeps what a source of requests gets before it proves who
+// it is, for SIP and the HTTP API alike, so one table counts both: bans
+// after failed authentications (per source IP and user name, and per IP)
+// and token buckets per IP. Every table is bounded in size and pruned by
+// its owner's sweep. It imports nothing of partyline.
+package guard
 
 import (
 	"net/netip"
@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// bans counts failed authentications, each under its source IP and user
+// Bans counts failed authentications, each under its source IP and user
 // name: more than threshold for one user from one IP within window bans
 // that user from that IP for banFor, so one phone with a wrong password
 // behind an office's NAT locks out no one else; more than sourceThreshold
 // for any users from one IP bans the IP (someone trying names). Only
-// failures with a nonce we sent to that IP count (see verify), and the
-// caller never counts a trunk's addresses.
-type bans struct {
+// failures that prove someone tried count (for SIP, with a nonce we sent
+// to that IP), and SIP never counts a trunk's addresses.
+type Bans struct {
 	threshold       int
 	sourceThreshold int
 	window          time.Duration
@@ -43,13 +43,13 @@ type banEntry struct {
 // are dropped first.
 const maxBanEntries = 100000
 
-func newBans(threshold, sourceThreshold int, window, banFor time.Duration) *bans {
-	return &bans{threshold: threshold, sourceThreshold: sourceThreshold, window: window, banFor: banFor, src: map[banKey]*banEntry{}}
+func NewBans(threshold, sourceThreshold int, window, banFor time.Duration) *Bans {
+	return &Bans{threshold: threshold, sourceThreshold: sourceThreshold, window: window, banFor: banFor, src: map[banKey]*banEntry{}}
 }
 
-// banned reports whether ip is banned now, as a whole or for user (when
+// Banned reports whether ip is banned now, as a whole or for user (when
 // user is not "").
-func (b *bans) banned(ip netip.Addr, user string, now time.Time) bool {
+func (b *Bans) Banned(ip netip.Addr, user string, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e := b.src[banKey{ip: ip}]; e != nil && now.Before(e.until) {
@@ -62,17 +62,20 @@ func (b *bans) banned(ip netip.Addr, user string, now time.Time) bool {
 	return e != nil && now.Before(e.until)
 }
 
-// fail records a failure of user from ip; it returns what this failure
-// started a ban of: the user from ip, the whole ip, or neither.
-func (b *bans) fail(ip netip.Addr, user string, now time.Time) (userBan, sourceBan bool) {
+// Fail records a failure of user ("" for none named) from ip; it returns
+// what this failure started a ban of: the user from ip, the whole ip, or
+// neither.
+func (b *Bans) Fail(ip netip.Addr, user string, now time.Time) (userBan, sourceBan bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	userBan = b.count(banKey{ip, user}, b.threshold, now)
+	if user != "" {
+		userBan = b.count(banKey{ip, user}, b.threshold, now)
+	}
 	sourceBan = b.count(banKey{ip: ip}, b.sourceThreshold, now)
 	return userBan, sourceBan
 }
 
-func (b *bans) count(k banKey, threshold int, now time.Time) bool {
+func (b *Bans) count(k banKey, threshold int, now time.Time) bool {
 	e := b.src[k]
 	if e == nil {
 		if len(b.src) >= maxBanEntries {
@@ -102,9 +105,9 @@ func (b *bans) count(k banKey, threshold int, now time.Time) bool {
 	return false
 }
 
-// ban bans ip as a whole for banFor from now (a flood); false when it
+// Ban bans ip as a whole for banFor from now (a flood); false when it
 // already was.
-func (b *bans) ban(ip netip.Addr, now time.Time) bool {
+func (b *Bans) Ban(ip netip.Addr, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := banKey{ip: ip}
@@ -123,14 +126,14 @@ func (b *bans) ban(ip netip.Addr, now time.Time) bool {
 	return true
 }
 
-// prune forgets entries with nothing recent.
-func (b *bans) prune(now time.Time) {
+// Prune forgets entries with nothing recent.
+func (b *Bans) Prune(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pruneLocked(now)
 }
 
-func (b *bans) pruneLocked(now time.Time) {
+func (b *Bans) pruneLocked(now time.Time) {
 	for k, e := range b.src {
 		recent := len(e.failures) > 0 && now.Sub(e.failures[len(e.failures)-1]) < b.window
 		if !recent && !now.Before(e.until) {
@@ -139,10 +142,10 @@ func (b *bans) pruneLocked(now time.Time) {
 	}
 }
 
-// limiter is a token bucket per source IP: rate tokens a second, at most
+// Limiter is a token bucket per source IP: rate tokens a second, at most
 // burst saved up. It bounds what a source gets without proving who it is
 // (challenges, OPTIONS answers).
-type limiter struct {
+type Limiter struct {
 	rate, burst float64
 
 	mu sync.Mutex
@@ -154,13 +157,13 @@ type bucket struct {
 	last   time.Time
 }
 
-func newLimiter(rate float64, burst int) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), m: map[netip.Addr]*bucket{}}
+func NewLimiter(rate float64, burst int) *Limiter {
+	return &Limiter{rate: rate, burst: float64(burst), m: map[netip.Addr]*bucket{}}
 }
 
-// allow takes a token for ip; false when it has none left. A limiter with
+// Allow takes a token for ip; false when it has none left. A limiter with
 // rate < 0 allows everything.
-func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
+func (l *Limiter) Allow(ip netip.Addr, now time.Time) bool {
 	if l.rate < 0 {
 		return true
 	}
@@ -188,17 +191,36 @@ func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 	return true
 }
 
-// prune forgets sources whose bucket is full again.
-func (l *limiter) prune(now time.Time) {
+// Prune forgets sources whose bucket is full again.
+func (l *Limiter) Prune(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked(now)
 }
 
-func (l *limiter) pruneLocked(now time.Time) {
+func (l *Limiter) pruneLocked(now time.Time) {
 	for ip, b := range l.m {
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
 			delete(l.m, ip)
 		}
 	}
 }
+
+// BannedFor is Banned with how long the ban has left.
+func (b *Bans) BannedFor(ip netip.Addr, user string, now time.Time) (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e := b.src[banKey{ip: ip}]; e != nil && now.Before(e.until) {
+		return e.until.Sub(now), true
+	}
+	if user == "" {
+		return 0, false
+	}
+	if e := b.src[banKey{ip, user}]; e != nil && now.Before(e.until) {
+		return e.until.Sub(now), true
+	}
+	return 0, false
+}
+
+// BanFor is how long a ban lasts.
+func (b *Bans) BanFor() time.Duration { return b.banFor }
