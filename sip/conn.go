@@ -98,7 +98,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			src = ta.AddrPort()
 		}
 		key := sourceKey(src.Addr())
-		if limit, open := l.s.conns.open(key, l.s.MaxConns, l.s.MaxConnsPerSource); limit != "" {
+		if limit, open := l.s.conns.open(key, src, l.s.MaxConns, l.s.MaxConnsPerSource); limit != "" {
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset: no TIME_WAIT left per refused connection
 			}
@@ -150,7 +150,7 @@ type streamConn struct {
 // Close gives back the connection's slot and closes it (in that order:
 // a peer that sees the end finds the slot free).
 func (c *streamConn) Close() error {
-	c.closeOnce.Do(func() { c.s.conns.close(c.key) })
+	c.closeOnce.Do(func() { c.s.conns.close(c.key, c.src) })
 	return c.Conn.Close()
 }
 

@@ -275,6 +275,18 @@ func (f *fork) ring(step int) {
 				Source: bnd.Source, Transport: bnd.Transport, StartedAt: now, Outcome: inbox.BranchRinging})
 			f.branches = append(f.branches, b)
 			f.mu.Unlock()
+			if !f.outbound && f.s.flowGone(bnd) {
+				// A phone registered over TCP is reached over its own
+				// connection only (behind NAT a new one cannot reach it):
+				// that connection gone, the branch fails at once, 430
+				// Flow Failed (RFC 5626 §5.3), instead of ringing into
+				// nothing until the step ends.
+				f.mu.Lock()
+				b.done = true
+				f.endBranch(b, inbox.BranchUnreachable, 430)
+				f.mu.Unlock()
+				continue
+			}
 			tx, err := f.s.branchTransaction(breq)
 			if err != nil {
 				f.mu.Lock()

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,46 @@ func TestStrayResponsesNotRelayed(t *testing.T) {
 		if (got != "") != tc.want {
 			t.Errorf("stray %s: relayed %v, want %v", tc.status, got != "", tc.want)
 		}
+	}
+}
+
+// TestDeadFlowFailsAtOnce (issue 16 item 12): alice's phone registered
+// over TCP and its connection closed: a call rings bob, and alice's branch
+// fails at once with 430 Flow Failed instead of ringing into nothing.
+func TestDeadFlowFailsAtOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	numberWith(t, e, "alice", "bob")
+	bob := newDevice(t, e, "bob", "udp")
+	phone := newRawPeer(t, e, "TCP", "127.0.0.1")
+	phone.send(e, rawRegister(e, phone, "alice", "tcp-reg", 1, ""))
+	chal := phone.final("tcp-reg", 3*time.Second)
+	phone.send(e, rawRegister(e, phone, "alice", "tcp-reg", 2, authorize(t, chal, "REGISTER", "sip:"+e.addr.String(), "alice", 1)))
+	if res := phone.final("tcp-reg", 3*time.Second); statusCode(res) != 200 {
+		t.Fatalf("alice's REGISTER over TCP: %q", res)
+	}
+	src, _ := netip.ParseAddrPort(phone.local)
+	phone.close()
+	for i := 0; !e.srv.conns.flowEnded(src); i++ {
+		if i == 500 {
+			t.Fatal("the server never saw alice's connection close")
+		}
+		time.Sleep(10 * time.Millisecond) // the close is the server's read of EOF: polled, bounded
+	}
+	errc := callAnswer(e, newCarrier(t, e))
+	recv(t, bob.invites, "bob's INVITE")
+	rec := lastCall(t, e, func(c inbox.Call) bool {
+		for _, b := range c.Branches {
+			if b.User == "alice" && b.Status == 430 {
+				return true
+			}
+		}
+		return false
+	})
+	if o := outcomes(rec); o["alice"] != inbox.BranchUnreachable || o["bob"] != inbox.BranchRinging {
+		t.Fatalf("while bob rings: %+v", rec.Branches)
+	}
+	bob.answer <- 200
+	if err := recv(t, errc, "the call"); err != nil {
+		t.Fatal(err)
 	}
 }

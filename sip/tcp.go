@@ -4,10 +4,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/partyline/partyline/location"
 )
 
 // TCP limits (audit issue 14): a connection flood must not take the
@@ -63,6 +66,10 @@ type connTable struct {
 	mu       sync.Mutex
 	total    int
 	bySource map[netip.Addr]int
+	flows    map[netip.AddrPort]int // open connections by remote address
+	// ended are the remote addresses whose last connection closed (a flow
+	// a phone may have registered over, now dead); bounded.
+	ended map[netip.AddrPort]struct{}
 
 	refused     atomic.Int64 // closed at once, over a cap
 	timedOut    atomic.Int64 // closed for TCPReadTimeout
@@ -89,7 +96,7 @@ func sourceKey(a netip.Addr) netip.Addr {
 
 // open takes a slot for a connection from key; "" when it got one, else
 // the cap that refused it.
-func (t *connTable) open(key netip.Addr, maxTotal, maxPerSource int) (refusedBy string, open int) {
+func (t *connTable) open(key netip.Addr, src netip.AddrPort, maxTotal, maxPerSource int) (refusedBy string, open int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n := t.bySource[key]; n >= maxPerSource {
@@ -100,17 +107,42 @@ func (t *connTable) open(key netip.Addr, maxTotal, maxPerSource int) (refusedBy 
 	}
 	t.total++
 	t.bySource[key]++
+	if t.flows == nil {
+		t.flows = map[netip.AddrPort]int{}
+	}
+	t.flows[src]++
+	delete(t.ended, src)
 	return "", 0
 }
 
 // close gives back a slot open took.
-func (t *connTable) close(key netip.Addr) {
+func (t *connTable) close(key netip.Addr, src netip.AddrPort) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.total--
 	if t.bySource[key]--; t.bySource[key] <= 0 {
 		delete(t.bySource, key)
 	}
+	if t.flows[src]--; t.flows[src] <= 0 {
+		delete(t.flows, src)
+		if t.ended == nil || len(t.ended) >= maxEndedFlows {
+			t.ended = map[netip.AddrPort]struct{}{} // forget the oldest all at once
+		}
+		t.ended[src] = struct{}{}
+	}
+}
+
+// maxEndedFlows bounds connTable.ended.
+const maxEndedFlows = 100000
+
+// flowEnded reports that the connections from src all closed, and none
+// came since: a phone that registered over one is unreachable until it
+// connects again.
+func (t *connTable) flowEnded(src netip.AddrPort) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ended := t.ended[src]
+	return ended && t.flows[src] == 0
 }
 
 // counts returns the connections open in total and from key.
@@ -190,4 +222,13 @@ func (s *Server) readTimedOut(src netip.AddrPort, buffered int) {
 		s.Log.Warn("security", "event", "tcp_read_timeout", "src", src.Addr().Unmap().String(), "bytes", buffered,
 			"suppressed", held)
 	}
+}
+
+// flowGone reports a binding over TCP whose connection we saw close.
+func (s *Server) flowGone(b location.Binding) bool {
+	if !strings.EqualFold(b.Transport, "tcp") {
+		return false
+	}
+	src, err := netip.ParseAddrPort(b.Source)
+	return err == nil && s.conns.flowEnded(src)
 }
