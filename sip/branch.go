@@ -162,7 +162,10 @@ func (f *fork) onFailure(b *branch, res *sip.Response) {
 		outcome = inbox.BranchUnreachable
 	}
 	f.endBranch(b, outcome, code)
-	if f.best == nil || better(code, f.best.StatusCode) {
+	// A branch we cancelled answers 487 because we asked: not a word of
+	// the callee's, so never the call's answer (RFC 3261 §16.8: a step or
+	// Timer C running out counts as no answer, 480 upstream).
+	if b.cancelWant == "" && (f.best == nil || better(code, f.best.StatusCode)) {
 		f.best = res
 	}
 	// A 6xx ends the call for everyone (RFC 3261 §16.7 step 6) unless the
